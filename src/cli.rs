@@ -1,0 +1,105 @@
+//! Command-line interface: `serve`, `check`, `certs`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::tls::certs::format_time;
+use crate::{access_log, devcerts, server};
+
+/// TLS-terminating gateway for container registries.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, short, default_value = "conf/portcullis.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and certificates, print a summary, and exit
+    /// (0 when good, 1 with every problem listed when not).
+    Check {
+        #[arg(long, short, default_value = "conf/portcullis.toml")]
+        config: PathBuf,
+    },
+    /// Write development certificates: a CA, an intermediate, and a server certificate
+    /// (leaf + intermediate) for the given names. Not for production.
+    Certs {
+        /// Folder to write ca.crt, server.crt, server.key (and the CA keys) into.
+        #[arg(long, default_value = "certs/dev")]
+        out: PathBuf,
+        /// DNS names and IP addresses the server certificate is for.
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
+        names: Vec<String>,
+    },
+}
+
+/// Runs the parsed command; errors are printed here and turned into the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Check { config } => check(&config),
+        Command::Certs { out, names } => certs(&out, &names),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("portcullis: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: &Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    access_log::init(&config.log);
+    server::serve(config)
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    println!("{}: OK", path.display());
+    println!("  listen:    {}", config.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+    println!("  upstream:  {} ({})", config.upstream.url, config.upstream.addr);
+    let tls = &config.tls;
+    println!(
+        "  tls:       min {}, ALPN {}",
+        match tls.min_version {
+            crate::config::TlsVersion::Tls12 => "1.2",
+            crate::config::TlsVersion::Tls13 => "1.3",
+        },
+        if tls.http2 { "h2, http/1.1" } else { "http/1.1" }
+    );
+    for (index, cert) in tls.identity.chain.iter().enumerate() {
+        let role = if index == 0 { "server" } else { "chain" };
+        println!("  {role} #{}: {}", index + 1, cert.subject);
+        println!("      issuer: {}", cert.issuer);
+        if !cert.names.is_empty() {
+            println!("      names:  {}", cert.names.join(", "));
+        }
+        println!("      valid:  {} .. {}", format_time(cert.not_before), format_time(cert.not_after));
+    }
+    for warning in &tls.identity.warnings {
+        println!("  warning: {warning}");
+    }
+    Ok(())
+}
+
+fn certs(out: &Path, names: &[String]) -> Result<(), String> {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let set = devcerts::write_dev_set(out, &names)?;
+    println!("wrote development certificates to {}", out.display());
+    println!("  tls.certificate = \"{}\"", set.server_cert.display());
+    println!("  tls.key         = \"{}\"", set.server_key.display());
+    println!("clients trust {}: copy it to /etc/docker/certs.d/HOST:PORT/ca.crt", set.ca_cert.display());
+    Ok(())
+}

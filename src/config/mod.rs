@@ -1,0 +1,298 @@
+//! The validated configuration the gateway runs on.
+//!
+//! [`Config::load`] reads the TOML ([`file`]), resolves relative paths against the config
+//! file's folder, loads and checks certificates, and returns either a complete [`Config`] or
+//! every [`Problem`] found, each naming its TOML key and the fix.
+
+pub mod file;
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::headers::TrustedProxies;
+use crate::tls::certs::{load_server_identity, ServerIdentity};
+use file::{FileConfig, FileTls, FileTlsVersion};
+pub use file::LogFormat;
+
+/// One thing wrong with the configuration: the TOML key and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, thiserror::Error)]
+#[error("{} has {} problem(s):\n{}", path.display(), problems.len(), list(problems))]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Lowest accepted TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// `[tls]`, checked: the identity is loaded and matches.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub min_version: TlsVersion,
+    pub http2: bool,
+    pub identity: ServerIdentity,
+}
+
+/// The backend registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// As configured, e.g. `http://127.0.0.1:5000`.
+    pub url: String,
+    /// Resolved once at start-up.
+    pub addr: SocketAddr,
+}
+
+/// Timeouts, as durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub connect: Duration,
+    pub keepalive: Duration,
+}
+
+/// Logging choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+    pub access: bool,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub upstream: Upstream,
+    pub trusted_proxies: TrustedProxies,
+    pub threads: usize,
+    pub tls: TlsConfig,
+    pub timeouts: Timeouts,
+    pub grace_period: Duration,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(vec![Problem::new(
+                "(file)",
+                format!("cannot read the config file: {e}"),
+            )])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base).map_err(fail)
+    }
+
+    /// Parses and validates TOML text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| vec![toml_problem(&e)])?;
+        Self::from_file(file, base)
+    }
+
+    /// Validates parsed file structs, collecting every problem.
+    pub fn from_file(file: FileConfig, base: &Path) -> Result<Config, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let listen = collect(parse_listen(&file.listen), &mut problems);
+        let upstream = collect(parse_upstream(file.upstream.as_deref()), &mut problems);
+        let trusted = collect(parse_cidrs(&file.trusted_proxies), &mut problems);
+        let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
+        let threads = file.threads.unwrap_or_else(default_threads);
+        if threads == 0 {
+            problems.push(Problem::new("threads", "must be at least 1; leave it out to use one per CPU"));
+        }
+        check_timeouts(&file, &mut problems);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
+            problems.push(Problem::new("log.level", format!("{e}; use a level such as \"info\" or a filter such as \"portcullis=debug,info\"")));
+        }
+        match (listen, upstream, trusted, tls) {
+            (Some(listen), Some(upstream), Some(trusted), Some(tls)) if problems.is_empty() => Ok(Config {
+                listen,
+                upstream,
+                trusted_proxies: trusted,
+                threads,
+                tls,
+                timeouts: Timeouts {
+                    idle: Duration::from_secs(file.timeouts.idle),
+                    connect: Duration::from_secs(file.timeouts.connect),
+                    keepalive: Duration::from_secs(file.timeouts.keepalive),
+                },
+                grace_period: Duration::from_secs(file.shutdown.grace_period),
+                log: LogConfig {
+                    format: file.log.format,
+                    level: file.log.level,
+                    access: file.log.access,
+                },
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// Moves an `Err`'s problems into `problems`, keeping the value of an `Ok`.
+fn collect<T>(result: Result<T, Vec<Problem>>, problems: &mut Vec<Problem>) -> Option<T> {
+    result.map_err(|mut p| problems.append(&mut p)).ok()
+}
+
+/// A TOML syntax or type error, with the key toml names in its message.
+fn toml_problem(e: &toml::de::Error) -> Problem {
+    let message = e.message().trim().to_string();
+    let hint = if message.starts_with("unknown field") {
+        "; remove it or fix its spelling (see the key reference in README.md)"
+    } else {
+        ""
+    };
+    let position = e
+        .span()
+        .map(|s| format!(" (at byte {})", s.start))
+        .unwrap_or_default();
+    Problem::new("(syntax)", format!("{message}{hint}{position}"))
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn parse_listen(listen: &[String]) -> Result<Vec<SocketAddr>, Vec<Problem>> {
+    if listen.is_empty() {
+        return Err(vec![Problem::new("listen", "is empty; give at least one address such as \"0.0.0.0:5443\"")]);
+    }
+    let mut problems = Vec::new();
+    let mut addrs = Vec::new();
+    for text in listen {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => addrs.push(addr),
+            Err(_) => problems.push(Problem::new("listen", format!(
+                "\"{text}\" is not an IP:PORT address; write e.g. \"0.0.0.0:5443\" or \"[::]:5443\""
+            ))),
+        }
+    }
+    if problems.is_empty() { Ok(addrs) } else { Err(problems) }
+}
+
+fn parse_upstream(upstream: Option<&str>) -> Result<Upstream, Vec<Problem>> {
+    let bad = |m: String| vec![Problem::new("upstream", m)];
+    let url = upstream.ok_or_else(|| bad("is missing; set it to the plain-HTTP registry, e.g. \"http://127.0.0.1:5000\"".into()))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        bad(format!("\"{url}\" must start with http://; Portcullis terminates TLS and talks plain HTTP to the registry"))
+    })?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return Err(bad(format!("\"{url}\" must be http://HOST:PORT with no path")));
+    }
+    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| bad(format!("cannot resolve \"{authority}\"; check the host name and port")))?;
+    Ok(Upstream { url: url.to_string(), addr })
+}
+
+fn parse_cidrs(cidrs: &[String]) -> Result<TrustedProxies, Vec<Problem>> {
+    let mut nets = Vec::new();
+    let mut problems = Vec::new();
+    for text in cidrs {
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => nets.push(net),
+            Err(_) => problems.push(Problem::new("trusted_proxies", format!(
+                "\"{text}\" is not a CIDR or IP address; write e.g. \"10.0.0.0/8\""
+            ))),
+        }
+    }
+    if problems.is_empty() { Ok(TrustedProxies(nets)) } else { Err(problems) }
+}
+
+fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Problem>> {
+    let tls = tls.ok_or_else(|| vec![Problem::new("tls", "section is missing; add [tls] with certificate and key")])?;
+    let mut problems = Vec::new();
+    let certificate = required_path(tls.certificate.as_deref(), "tls.certificate", base, &mut problems);
+    let key = required_path(tls.key.as_deref(), "tls.key", base, &mut problems);
+    let (Some(certificate), Some(key)) = (certificate, key) else {
+        return Err(problems);
+    };
+    let identity = load_server_identity(&certificate, &key)?;
+    let min_version = match tls.min_version {
+        FileTlsVersion::Tls12 => TlsVersion::Tls12,
+        FileTlsVersion::Tls13 => TlsVersion::Tls13,
+    };
+    Ok(TlsConfig { certificate, key, min_version, http2: tls.http2, identity })
+}
+
+/// A path key that must be set; relative paths resolve against the config file's folder.
+fn required_path(value: Option<&str>, key: &str, base: &Path, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Some(resolve_path(base, v)),
+        _ => {
+            problems.push(Problem::new(key, "is missing; give the path of a PEM file"));
+            None
+        }
+    }
+}
+
+/// Resolves `value` against the config file's folder unless it is absolute.
+pub fn resolve_path(base: &Path, value: &str) -> PathBuf {
+    let path = Path::new(value);
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+fn check_timeouts(file: &FileConfig, problems: &mut Vec<Problem>) {
+    let t = &file.timeouts;
+    for (key, value) in [("timeouts.idle", t.idle), ("timeouts.connect", t.connect)] {
+        if value == 0 {
+            problems.push(Problem::new(key, "must be at least 1 second"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

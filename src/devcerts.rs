@@ -1,0 +1,149 @@
+//! Development and test certificates (rcgen): a CA, an intermediate, and leaves it signs.
+//!
+//! For local runs and the test suite only; production certificates come from a real CA.
+//! Keys are ECDSA P-256.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, KeyPair, KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+/// What kind of certificate to issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// May sign other certificates.
+    Ca,
+    /// TLS server (serverAuth).
+    Server,
+    /// TLS client (clientAuth).
+    Client,
+}
+
+/// One certificate to issue.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub common_name: String,
+    /// Subject alternative names; strings that parse as IP addresses become IP SANs.
+    pub names: Vec<String>,
+    pub kind: Kind,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Spec {
+    /// A certificate valid from an hour ago for `days` days.
+    pub fn new(common_name: &str, names: &[&str], kind: Kind, days: i64) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            common_name: common_name.to_string(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            kind,
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::days(days),
+        }
+    }
+}
+
+/// An issued certificate with its key, able to sign further certificates if a CA.
+pub struct Issued {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Issued {
+    /// The certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+    /// The private key, PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+}
+
+/// Issues `spec`, self-signed when `issuer` is `None`.
+pub fn issue(spec: &Spec, issuer: Option<&Issued>) -> Result<Issued, rcgen::Error> {
+    let mut params = CertificateParams::new(spec.names.clone())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, spec.common_name.as_str());
+    params.distinguished_name = dn;
+    params.not_before = spec.not_before;
+    params.not_after = spec.not_after;
+    match spec.kind {
+        Kind::Ca => {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        }
+        Kind::Server => {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+        Kind::Client => {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+    }
+    let key = KeyPair::generate()?;
+    let cert = match issuer {
+        Some(parent) => params.signed_by(&key, &parent.cert, &parent.key)?,
+        None => params.self_signed(&key)?,
+    };
+    Ok(Issued { cert, key })
+}
+
+/// The files of a development certificate set.
+#[derive(Debug, Clone)]
+pub struct DevSet {
+    /// Root CA certificate; what clients trust (`/etc/docker/certs.d/HOST:PORT/ca.crt`).
+    pub ca_cert: PathBuf,
+    /// Server certificate followed by the intermediate that signed it (`tls.certificate`).
+    pub server_cert: PathBuf,
+    /// Server key (`tls.key`).
+    pub server_key: PathBuf,
+}
+
+/// Writes a CA, an intermediate and a server certificate for `names` into `dir`:
+/// `ca.crt`, `ca.key`, `intermediate.crt`, `intermediate.key`, `server.crt` (leaf +
+/// intermediate) and `server.key`. Keys are written readable by the owner only.
+pub fn write_dev_set(dir: &Path, names: &[&str]) -> Result<DevSet, String> {
+    let issue_err = |e: rcgen::Error| format!("cannot issue a certificate: {e}");
+    let ca = issue(&Spec::new("Portcullis development CA", &[], Kind::Ca, 3650), None).map_err(issue_err)?;
+    let intermediate = issue(&Spec::new("Portcullis development intermediate", &[], Kind::Ca, 3650), Some(&ca)).map_err(issue_err)?;
+    let common_name = names.first().copied().unwrap_or("localhost");
+    let server = issue(&Spec::new(common_name, names, Kind::Server, 825), Some(&intermediate)).map_err(issue_err)?;
+
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let chain = format!("{}{}", server.cert_pem(), intermediate.cert_pem());
+    write_file(&dir.join("ca.crt"), &ca.cert_pem(), false)?;
+    write_file(&dir.join("ca.key"), &ca.key_pem(), true)?;
+    write_file(&dir.join("intermediate.crt"), &intermediate.cert_pem(), false)?;
+    write_file(&dir.join("intermediate.key"), &intermediate.key_pem(), true)?;
+    write_file(&dir.join("server.crt"), &chain, false)?;
+    write_file(&dir.join("server.key"), &server.key_pem(), true)?;
+    Ok(DevSet {
+        ca_cert: dir.join("ca.crt"),
+        server_cert: dir.join("server.crt"),
+        server_key: dir.join("server.key"),
+    })
+}
+
+/// Writes `contents` to `path`; `secret` files get mode 0600 from creation on.
+pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), String> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

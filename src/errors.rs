@@ -1,0 +1,168 @@
+//! Every answer the gateway gives by itself, in one place.
+//!
+//! A [`GatewayError`] names *what* went wrong; [`GatewayError::response`] decides the HTTP
+//! status, the registry error code, the headers and the body. Registry clients parse these
+//! bodies (an HTML error page makes docker print `invalid character '<'`), so under `/v2/`
+//! every answer is the registry's JSON error shape and carries the API-version header.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::json;
+
+/// Header that marks a v2 registry; clients check it on the `/v2/` answer (distribution#460).
+pub const API_VERSION_HEADER: &str = "Docker-Distribution-API-Version";
+/// Value of [`API_VERSION_HEADER`].
+pub const API_VERSION: &str = "registry/2.0";
+
+/// Something the gateway answers itself instead of (or after failing to) proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// The backend registry refused the connection or broke it mid-response.
+    BackendUnreachable,
+    /// The backend registry did not answer within the configured timeout.
+    BackendTimeout,
+    /// The gateway is shutting down or otherwise cannot take the request now.
+    Unavailable,
+    /// A path outside `/v2/` that the gateway does not serve.
+    NotFound,
+    /// A method the path does not support; carries the `Allow` value.
+    MethodNotAllowed(&'static str),
+    /// The request itself is malformed (e.g. an unusable Host).
+    BadRequest(&'static str),
+}
+
+/// The complete answer for a [`GatewayError`]: status, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl GatewayError {
+    /// Status, registry error code and message for this error.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BackendUnreachable => (
+                StatusCode::BAD_GATEWAY,
+                "UNAVAILABLE",
+                "the backend registry is unreachable",
+            ),
+            Self::BackendTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "UNAVAILABLE",
+                "the backend registry did not answer in time",
+            ),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "service unavailable",
+            ),
+            Self::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "not found"),
+            Self::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "the operation is unsupported",
+            ),
+            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", message),
+        }
+    }
+
+    /// HTTP status of this error's answer.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The full answer. `under_v2` adds the registry API-version header, which every
+    /// response under `/v2/` must carry, errors included.
+    pub fn response(&self, under_v2: bool) -> GatewayResponse {
+        let (status, code, message) = self.parts();
+        let body = error_body(code, message);
+        let mut headers = vec![
+            ("Content-Type", "application/json; charset=utf-8".to_string()),
+            ("Content-Length", body.len().to_string()),
+            ("Cache-Control", "no-store".to_string()),
+        ];
+        if under_v2 {
+            headers.push((API_VERSION_HEADER, API_VERSION.to_string()));
+        }
+        if let Self::MethodNotAllowed(allow) = self {
+            headers.push(("Allow", (*allow).to_string()));
+        }
+        GatewayResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// The registry's error body: `{"errors":[{"code":..,"message":..,"detail":null}]}` and a
+/// newline, as distribution's `errcode` package writes it.
+pub fn error_body(code: &str, message: &str) -> Bytes {
+    let value = json!({ "errors": [{ "code": code, "message": message, "detail": null }] });
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a GatewayResponse, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn backend_unreachable_is_a_registry_shaped_502() {
+        let r = GatewayError::BackendUnreachable.response(true);
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(header(&r, API_VERSION_HEADER), Some("registry/2.0"));
+        assert_eq!(
+            header(&r, "content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["errors"][0]["code"], "UNAVAILABLE");
+        assert!(v["errors"][0]["detail"].is_null());
+        assert_eq!(
+            header(&r, "content-length"),
+            Some(r.body.len().to_string().as_str())
+        );
+    }
+
+    #[test]
+    fn status_and_code_map_is_pinned() {
+        let cases = [
+            (GatewayError::BackendUnreachable, 502, "UNAVAILABLE"),
+            (GatewayError::BackendTimeout, 504, "UNAVAILABLE"),
+            (GatewayError::Unavailable, 503, "UNAVAILABLE"),
+            (GatewayError::NotFound, 404, "NOT_FOUND"),
+            (GatewayError::MethodNotAllowed("GET, HEAD"), 405, "UNSUPPORTED"),
+            (GatewayError::BadRequest("bad host"), 400, "UNSUPPORTED"),
+        ];
+        for (err, status, code) in cases {
+            let r = err.response(false);
+            assert_eq!(r.status.as_u16(), status, "{err:?}");
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["errors"][0]["code"], code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn api_header_only_under_v2() {
+        let outside = GatewayError::NotFound.response(false);
+        assert_eq!(header(&outside, API_VERSION_HEADER), None);
+        let allow = GatewayError::MethodNotAllowed("GET, HEAD").response(false);
+        assert_eq!(header(&allow, "allow"), Some("GET, HEAD"));
+    }
+
+    #[test]
+    fn body_ends_with_newline() {
+        assert!(error_body("UNAVAILABLE", "x").ends_with(b"}\n"));
+    }
+}

@@ -1,0 +1,17 @@
+#![forbid(unsafe_code)]
+//! Portcullis: a TLS-terminating gateway for container registries, on pingora.
+//!
+//! Pure protocol logic lives in [`registry`], [`headers`] and [`errors`]; [`config`] turns the
+//! TOML into a validated [`config::Config`]; [`proxy`] wires pingora's hooks to them.
+
+pub mod access_log;
+pub mod cli;
+pub mod config;
+pub mod devcerts;
+pub mod errors;
+pub mod headers;
+pub mod lifecycle;
+pub mod proxy;
+pub mod registry;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,204 @@
+//! The pingora `ProxyHttp` implementation. It only wires hooks to the pure modules:
+//! [`registry::classify`], [`headers::plan_forwarding`], [`errors::GatewayError`] and the
+//! access log.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Method;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::access_log;
+use crate::config::Config;
+use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
+use crate::headers::{effective_host, plan_forwarding, ForwardingInput, FORWARDING_HEADERS};
+use crate::lifecycle::{InFlight, InFlightGuard};
+use crate::registry::{classify, Route};
+
+/// The gateway: configuration plus the shared in-flight counter.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub in_flight: InFlight,
+}
+
+/// Per-request state, from the first hook to the access log.
+pub struct RequestCtx {
+    started: Instant,
+    route: Route,
+    client_ip: Option<IpAddr>,
+    _in_flight: InFlightGuard,
+}
+
+impl Gateway {
+    fn peer_ip(session: &Session) -> Option<IpAddr> {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_canonical())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            route: Route::Other,
+            client_ip: None,
+            _in_flight: self.in_flight.enter(),
+        }
+    }
+
+    /// Idle timeouts instead of pingora's 60 s per-read default, so slow layers are not cut.
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<()> {
+        let t = self.config.timeouts;
+        session.set_read_timeout(Some(t.idle));
+        session.set_write_timeout(Some(t.idle));
+        session.set_keepalive(Some(t.keepalive.as_secs()));
+        ctx.route = classify(session.req_header().uri.path());
+        ctx.client_ip = Self::peer_ip(session);
+        Ok(())
+    }
+
+    /// Answers `/` and unknown paths at the gateway; lets `/v2/` through.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+        match ctx.route {
+            Route::RegistryApi => Ok(false),
+            Route::Health => {
+                let method = &session.req_header().method;
+                if method == Method::GET || method == Method::HEAD {
+                    write_health(session).await?;
+                } else {
+                    write_answer(session, &GatewayError::MethodNotAllowed("GET, HEAD").response(false)).await?;
+                }
+                Ok(true)
+            }
+            Route::Other => {
+                write_answer(session, &GatewayError::NotFound.response(false)).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+        let t = self.config.timeouts;
+        let mut peer = HttpPeer::new(self.config.upstream.addr, false, String::new());
+        peer.options.connection_timeout = Some(t.connect);
+        peer.options.read_timeout = Some(t.idle);
+        peer.options.write_timeout = Some(t.idle);
+        peer.options.idle_timeout = Some(t.keepalive);
+        Ok(Box::new(peer))
+    }
+
+    /// `Host` as the client sent it (or HTTP/2's `:authority`), and the gateway's own
+    /// forwarding headers in place of any the client sent.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let header = |name: &str| upstream.headers.get(name).and_then(|v| v.to_str().ok());
+        let host = effective_host(header("host"), upstream.uri.authority().map(|a| a.as_str())).map(str::to_string);
+        let input = ForwardingInput {
+            peer: Self::peer_ip(session),
+            host: host.as_deref(),
+            x_forwarded_for: upstream.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect(),
+            x_forwarded_proto: header("x-forwarded-proto"),
+            x_forwarded_host: header("x-forwarded-host"),
+        };
+        let plan = plan_forwarding(&input, &self.config.trusted_proxies);
+        ctx.client_ip = plan.client_ip;
+        for name in FORWARDING_HEADERS {
+            upstream.remove_header(name);
+        }
+        if let Some(host) = host {
+            upstream.insert_header("Host", host)?;
+        }
+        for (name, value) in plan.set {
+            upstream.insert_header(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Every response under `/v2/` carries the API-version header, whatever the backend sent.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if ctx.route == Route::RegistryApi {
+            response.insert_header(API_VERSION_HEADER, API_VERSION)?;
+        }
+        Ok(())
+    }
+
+    /// Backend failures become registry-shaped JSON answers with the API-version header.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let error_code = match failure_answer(e) {
+            Some(err) => {
+                let response = err.response(ctx.route == Route::RegistryApi);
+                session.set_keepalive(None);
+                if session.response_written().is_none() {
+                    if let Err(write_err) = write_answer(session, &response).await {
+                        tracing::debug!(error = %write_err, "could not send the error answer");
+                    }
+                }
+                response.status.as_u16()
+            }
+            None => 0,
+        };
+        FailToProxy { error_code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if self.config.log.access {
+            access_log::log_request(session, e, ctx.client_ip, ctx.started);
+        }
+    }
+}
+
+/// What to answer after a proxying error; `None` when the client is gone.
+fn failure_answer(e: &Error) -> Option<GatewayError> {
+    use ErrorType::*;
+    match (e.esource(), e.etype()) {
+        (_, HTTPStatus(400)) => Some(GatewayError::BadRequest("the request could not be read")),
+        (ErrorSource::Downstream, ReadTimedout | WriteTimedout | ReadError | WriteError | ConnectionClosed) => None,
+        (ErrorSource::Downstream, _) => Some(GatewayError::BadRequest("the request could not be read")),
+        (_, ConnectTimedout | ReadTimedout | WriteTimedout) => Some(GatewayError::BackendTimeout),
+        (ErrorSource::Upstream, _) => Some(GatewayError::BackendUnreachable),
+        _ => Some(GatewayError::Unavailable),
+    }
+}
+
+/// `200` for the load balancer, without touching the backend.
+async fn write_health(session: &mut Session) -> pingora::Result<()> {
+    let mut header = ResponseHeader::build(200, Some(3))?;
+    header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    header.insert_header("Content-Length", "0")?;
+    header.insert_header("Cache-Control", "no-cache")?;
+    session.write_response_header(Box::new(header), true).await
+}
+
+/// Writes a gateway answer; HEAD gets the headers only.
+async fn write_answer(session: &mut Session, response: &GatewayResponse) -> pingora::Result<()> {
+    let mut header = ResponseHeader::build(response.status, Some(response.headers.len()))?;
+    for (name, value) in &response.headers {
+        header.insert_header(*name, value.as_str())?;
+    }
+    let head_only = session.req_header().method == Method::HEAD || response.body.is_empty();
+    session.write_response_header(Box::new(header), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(Bytes::clone(&response.body)), true).await?;
+    }
+    Ok(())
+}
