@@ -1,0 +1,123 @@
+use super::*;
+use crate::devcerts::{self, Kind, Spec};
+
+/// A folder with a development certificate set, and a config text pointing at it.
+fn fixture() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    devcerts::write_dev_set(dir.path(), &["localhost", "127.0.0.1"]).unwrap();
+    let text = r#"
+listen = ["127.0.0.1:5443"]
+upstream = "http://127.0.0.1:5000"
+[tls]
+certificate = "server.crt"
+key = "server.key"
+"#
+    .to_string();
+    (dir, text)
+}
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let (dir, text) = fixture();
+    let c = Config::from_toml(&text, dir.path()).unwrap();
+    assert_eq!(c.timeouts.idle, Duration::from_secs(900));
+    assert_eq!(c.timeouts.connect, Duration::from_secs(10));
+    assert_eq!(c.grace_period, Duration::from_secs(30));
+    assert_eq!(c.tls.min_version, TlsVersion::Tls12);
+    assert!(c.tls.http2);
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert!(c.trusted_proxies.0.is_empty());
+    assert_eq!(c.tls.certificate, dir.path().join("server.crt"));
+    assert_eq!(c.tls.identity.chain.len(), 2);
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_it() {
+    let (dir, text) = fixture();
+    let err = Config::from_toml(&format!("{text}\nclient_max_body_size = 0\n"), dir.path()).unwrap_err();
+    assert!(err[0].message.contains("client_max_body_size"), "{err:?}");
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+listen = ["localhost"]
+upstream = "https://registry:5000"
+trusted_proxies = ["10.0.0.0/33"]
+[tls]
+certificate = "missing.crt"
+key = "missing.key"
+[timeouts]
+idle = 0
+"#;
+    let problems = Config::from_toml(text, dir.path()).unwrap_err();
+    let keys = keys(&problems);
+    for key in ["listen", "upstream", "trusted_proxies", "tls.certificate", "tls.key", "timeouts.idle"] {
+        assert!(keys.contains(&key), "{key} missing from {problems:#?}");
+    }
+    let cert = problems.iter().find(|p| p.key == "tls.certificate").unwrap();
+    assert!(cert.message.contains("missing.crt"), "{cert:?}");
+}
+
+#[test]
+fn key_of_another_certificate_is_refused() {
+    let (dir, text) = fixture();
+    let other = devcerts::issue(&Spec::new("other", &["other"], Kind::Server, 30), None).unwrap();
+    std::fs::write(dir.path().join("server.key"), other.key_pem()).unwrap();
+    let problems = Config::from_toml(&text, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["tls.key"]);
+    assert!(problems[0].message.contains("does not belong"), "{problems:?}");
+}
+
+#[test]
+fn expired_certificate_is_refused() {
+    let (dir, text) = fixture();
+    let mut spec = Spec::new("localhost", &["localhost"], Kind::Server, 1);
+    spec.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+    spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let expired = devcerts::issue(&spec, None).unwrap();
+    std::fs::write(dir.path().join("server.crt"), expired.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("server.key"), expired.key_pem()).unwrap();
+    let problems = Config::from_toml(&text, dir.path()).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "tls.certificate" && p.message.contains("expired")), "{problems:?}");
+}
+
+#[test]
+fn chain_in_wrong_order_is_refused() {
+    let (dir, text) = fixture();
+    let pem = std::fs::read_to_string(dir.path().join("server.crt")).unwrap();
+    let split = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+    let (leaf, intermediate) = pem.split_at(split);
+    std::fs::write(dir.path().join("server.crt"), format!("{intermediate}{leaf}")).unwrap();
+    let problems = Config::from_toml(&text, dir.path()).unwrap_err();
+    assert!(problems.iter().any(|p| p.message.contains("was not issued by")), "{problems:?}");
+}
+
+#[test]
+fn pem_without_certificate_is_explained() {
+    let (dir, text) = fixture();
+    std::fs::write(dir.path().join("server.crt"), "not a certificate\n").unwrap();
+    let problems = Config::from_toml(&text, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["tls.certificate"]);
+    assert!(problems[0].message.contains("no PEM"), "{problems:?}");
+}
+
+#[test]
+fn upstream_forms() {
+    assert_eq!(parse_upstream(Some("http://127.0.0.1:5000/")).unwrap().addr, "127.0.0.1:5000".parse().unwrap());
+    assert_eq!(parse_upstream(Some("http://127.0.0.1")).unwrap().addr.port(), 80);
+    assert!(parse_upstream(Some("http://127.0.0.1:5000/v2")).is_err());
+    assert!(parse_upstream(Some("127.0.0.1:5000")).is_err());
+    assert!(parse_upstream(None).is_err());
+}
+
+#[test]
+fn relative_paths_resolve_against_config_folder() {
+    assert_eq!(resolve_path(Path::new("/etc/portcullis"), "certs/a.crt"), PathBuf::from("/etc/portcullis/certs/a.crt"));
+    assert_eq!(resolve_path(Path::new("/etc/portcullis"), "/abs/a.crt"), PathBuf::from("/abs/a.crt"));
+}
