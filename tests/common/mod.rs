@@ -1,0 +1,193 @@
+//! Test harness: the real `docker-registry`, Portcullis itself, and a small HTTPS client.
+//!
+//! Every process runs on a free loopback port with its own temporary folder and is killed
+//! when its guard drops. A missing tool fails the test with what to install; nothing skips.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod oci;
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis::devcerts;
+
+/// Fails the test, saying how to get `tool`, when it is not on PATH.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{tool}` is not installed; run `tests/run` (it installs docker-registry and skopeo with apt-get) or `apt-get install {}`",
+            if tool == "docker-registry" { "docker-registry" } else { tool })
+    })
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on `port`, or panics with `log`'s text.
+fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening:\n{}", read(log));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 30 s:\n{}", read(log));
+}
+
+/// A file's text, or an empty string.
+pub fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A running process, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: PathBuf) -> Proc {
+        let out = fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proc { child, log }
+    }
+
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        read(&self.log)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The real registry (distribution 2.8, Debian's `docker-registry`) on a free port.
+pub struct Registry {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub proc: Proc,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let proc = Self::spawn(dir.path(), port);
+        Registry { port, dir, proc }
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Proc {
+        let bin = require_tool("docker-registry");
+        let config = dir.join("config.yml");
+        fs::write(&config, format!(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        )).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve").arg(&config);
+        let mut proc = Proc::spawn(cmd, dir.join("registry.log"));
+        wait_for_port(port, &mut proc.child, "docker-registry", &proc.log);
+        proc
+    }
+
+    /// Stops the registry (the gateway then has no backend).
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Development certificates: root CA, intermediate, server leaf for localhost/127.0.0.1.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub set: devcerts::DevSet,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let set = devcerts::write_dev_set(dir.path(), &["localhost", "127.0.0.1"]).unwrap();
+        Pki { dir, set }
+    }
+
+    /// A folder holding only `ca.crt`, as `--dest-cert-dir` / certs.d expect.
+    pub fn client_cert_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("certs.d");
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(&self.set.ca_cert, dir.join("ca.crt")).unwrap();
+        dir
+    }
+}
+
+/// Portcullis running from the test build, in front of `upstream`.
+pub struct Gateway {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub proc: Proc,
+}
+
+impl Gateway {
+    /// Starts with the base config plus `extra` TOML (top-level keys and sections).
+    pub fn start(upstream: &str, pki: &Pki, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("portcullis.toml");
+        fs::write(&config, gateway_config(port, upstream, pki, extra)).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.args(["serve", "--config"]).arg(&config).env_remove("RUST_LOG");
+        let mut proc = Proc::spawn(cmd, dir.path().join("portcullis.log"));
+        wait_for_port(port, &mut proc.child, "portcullis", &proc.log);
+        Gateway { port, dir, proc }
+    }
+
+    pub fn host(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+}
+
+/// The config text the harness starts Portcullis with.
+pub fn gateway_config(port: u16, upstream: &str, pki: &Pki, extra: &str) -> String {
+    let (top, sections) = split_extra(extra);
+    format!(
+        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{sections}\n",
+        pki.set.server_cert.display(),
+        pki.set.server_key.display()
+    )
+}
+
+/// Splits extra TOML into the part before its first `[section]` and the rest.
+fn split_extra(extra: &str) -> (&str, &str) {
+    match extra.find("\n[").map(|i| i + 1).or(if extra.starts_with('[') { Some(0) } else { None }) {
+        Some(i) => extra.split_at(i),
+        None => (extra, ""),
+    }
+}
