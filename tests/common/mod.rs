@@ -158,10 +158,15 @@ pub struct Gateway {
 impl Gateway {
     /// Starts with the base config plus `extra` TOML (top-level keys and sections).
     pub fn start(upstream: &str, pki: &Pki, extra: &str) -> Gateway {
+        Self::start_with_tls(upstream, pki, extra, "")
+    }
+
+    /// Like [`Gateway::start`], with `tls_extra` lines added to `[tls]`.
+    pub fn start_with_tls(upstream: &str, pki: &Pki, extra: &str, tls_extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = dir.path().join("portcullis.toml");
-        fs::write(&config, gateway_config(port, upstream, pki, extra)).unwrap();
+        fs::write(&config, gateway_config(port, upstream, pki, extra, tls_extra)).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         cmd.args(["serve", "--config"]).arg(&config).env_remove("RUST_LOG");
         let mut proc = Proc::spawn(cmd, dir.path().join("portcullis.log"));
@@ -175,10 +180,10 @@ impl Gateway {
 }
 
 /// The config text the harness starts Portcullis with.
-pub fn gateway_config(port: u16, upstream: &str, pki: &Pki, extra: &str) -> String {
+pub fn gateway_config(port: u16, upstream: &str, pki: &Pki, extra: &str, tls_extra: &str) -> String {
     let (top, sections) = split_extra(extra);
     format!(
-        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{sections}\n",
+        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
         pki.set.server_cert.display(),
         pki.set.server_key.display()
     )

@@ -1,4 +1,7 @@
-//! Writes an OCI image layout for skopeo to push: a config blob and uncompressed tar layers.
+//! Writes an OCI image layout for skopeo to push: a config blob and gzip tar layers.
+//!
+//! Layers are gzip-compressed (at level 0, so random data costs nothing to "compress"):
+//! skopeo compresses uncompressed layers on push, which would change their digests.
 
 use std::fs;
 use std::path::Path;
@@ -59,17 +62,26 @@ fn write_blob(layout: &Path, data: &[u8]) -> Blob {
     Blob { digest, size: data.len() }
 }
 
-/// Writes an OCI layout at `layout` whose one image (tag `tag`) has one layer per entry
-/// of `layers` (each a tar).
+/// `data` in gzip framing with stored (uncompressed) deflate blocks.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() + 1024), flate2::Compression::none());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Writes an OCI layout at `layout` whose one image (tag `tag`) has one gzip layer per
+/// entry of `layers` (each an uncompressed tar).
 pub fn write_layout(layout: &Path, tag: &str, layers: &[Vec<u8>]) -> Image {
     fs::create_dir_all(layout).unwrap();
     fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let layer_blobs: Vec<Blob> = layers.iter().map(|l| write_blob(layout, l)).collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+    let layer_blobs: Vec<Blob> = layers.iter().map(|l| write_blob(layout, &gzip_stored(l))).collect();
     let config = json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {},
-        "rootfs": { "type": "layers", "diff_ids": layer_blobs.iter().map(|b| b.digest.clone()).collect::<Vec<_>>() }
+        "rootfs": { "type": "layers", "diff_ids": diff_ids }
     });
     let config_blob = write_blob(layout, config.to_string().as_bytes());
     let manifest = json!({
@@ -77,7 +89,7 @@ pub fn write_layout(layout: &Path, tag: &str, layers: &[Vec<u8>]) -> Image {
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_blob.digest, "size": config_blob.size },
         "layers": layer_blobs.iter().map(|b| json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": b.digest, "size": b.size
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": b.digest, "size": b.size
         })).collect::<Vec<_>>()
     });
     let manifest_blob = write_blob(layout, manifest.to_string().as_bytes());

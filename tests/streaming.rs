@@ -1,0 +1,90 @@
+//! Large bodies over HTTP/2 and HTTP/1.1 with curl: a 64 MiB blob uploaded by a chunked
+//! PATCH with no Content-Length, then downloaded, through the gateway to the real registry.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::oci::{digest, random_bytes};
+use common::{require_tool, Gateway, Pki, Registry};
+
+/// Runs curl against the gateway, returning (status line + headers, body file bytes).
+fn curl(ca: &Path, http: &str, args: &[&str]) -> (String, Vec<u8>) {
+    let bin = require_tool("curl");
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let body = dir.path().join("body");
+    let out = Command::new(bin)
+        .args(["-sS", http, "--cacert"])
+        .arg(ca)
+        .arg("-D")
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    (std::fs::read_to_string(&head).unwrap(), std::fs::read(&body).unwrap_or_default())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().filter_map(|l| l.split_once(':')).find(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+}
+
+fn blob_round_trip(http: &str, proto_in_log: &str) {
+    let registry = Registry::start();
+    let pki = Pki::new();
+    let gw = Gateway::start(&registry.url(), &pki, "");
+    let ca = &pki.set.ca_cert;
+    let base = format!("https://localhost:{}", gw.port);
+    let work = tempfile::tempdir().unwrap();
+    let data = random_bytes(64 << 20, 99);
+    let blob = work.path().join("blob");
+    std::fs::write(&blob, &data).unwrap();
+    let want = digest(&data);
+
+    let (head, _) = curl(ca, http, &["-X", "POST", &format!("{base}/v2/stream/test/blobs/uploads/")]);
+    assert!(head.contains(" 202"), "{head}");
+    let location = header(&head, "location").expect("Location").to_string();
+    assert!(location.starts_with(&base), "{location}");
+
+    // `-T -` streams stdin: HTTP/1.1 chunked, HTTP/2 DATA frames, no Content-Length either way.
+    let stdin = std::fs::File::open(&blob).unwrap();
+    let out = Command::new(require_tool("curl"))
+        .args(["-sS", http, "--cacert"]).arg(ca)
+        .args(["-D", "-", "-o", "/dev/null", "-X", "PATCH", "-H", "Content-Type: application/octet-stream", "-T", "-", &location])
+        .stdin(stdin)
+        .output()
+        .unwrap();
+    let patch_head = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(patch_head.contains(" 202"), "{patch_head}{}", String::from_utf8_lossy(&out.stderr));
+    let range = header(&patch_head, "range").unwrap();
+    assert_eq!(range, format!("0-{}", data.len() - 1));
+
+    let next = header(&patch_head, "location").unwrap();
+    let sep = if next.contains('?') { '&' } else { '?' };
+    let (head, _) = curl(ca, http, &["-X", "PUT", &format!("{next}{sep}digest={want}")]);
+    assert!(head.contains(" 201"), "{head}");
+
+    let (head, body) = curl(ca, http, &[&format!("{base}/v2/stream/test/blobs/{want}")]);
+    assert!(head.contains(" 200"), "{head}");
+    assert_eq!(body.len(), data.len());
+    assert_eq!(digest(&body), want, "the blob came back intact");
+
+    let log = gw.proc.log_text();
+    let patch_line = log.lines().find(|l| l.contains("method=PATCH")).expect("PATCH logged");
+    assert!(patch_line.contains(&format!("bytes_in={}", data.len())), "{patch_line}");
+    assert!(patch_line.contains(proto_in_log), "{patch_line}");
+}
+
+#[test]
+fn a_64_mib_blob_streams_both_ways_over_http2() {
+    blob_round_trip("--http2", "http=\"h2\"");
+}
+
+#[test]
+fn a_64_mib_blob_streams_both_ways_over_http1() {
+    blob_round_trip("--http1.1", "http=\"http/1.1\"");
+}
