@@ -1,0 +1,121 @@
+//! Start-up behaviour of the binary: bad configurations fail with every problem named,
+//! non-zero exit, and no panic; `check` summarises a good one.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{free_port, Pki};
+
+fn portcullis(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Writes a config into `pki`'s folder: a valid one with `edit` applied to its text.
+fn config_with(pki: &Pki, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let good = format!(
+        "listen = [\"127.0.0.1:{}\"]\nupstream = \"http://127.0.0.1:5000\"\n[tls]\ncertificate = \"server.crt\"\nkey = \"server.key\"\n",
+        free_port()
+    );
+    let path = pki.dir.path().join("portcullis.toml");
+    fs::write(&path, edit(good)).unwrap();
+    path
+}
+
+/// Asserts a failed start: exit code 1, each of `needles` in stderr, no panic or backtrace.
+fn assert_refused(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| c.replace("[tls]", "client_max_body_size = 0\n[tls]"));
+    for cmd in ["serve", "check"] {
+        assert_refused(&portcullis(&[cmd], &config), &["unknown field", "client_max_body_size"]);
+    }
+}
+
+#[test]
+fn missing_certificate_is_refused() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| c.replace("server.crt", "nowhere.crt"));
+    assert_refused(&portcullis(&["serve"], &config), &["tls.certificate", "nowhere.crt"]);
+}
+
+#[test]
+fn key_not_matching_the_certificate_is_refused() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| c.replace("server.key", "intermediate.key"));
+    assert_refused(&portcullis(&["serve"], &config), &["tls.key", "does not belong"]);
+}
+
+#[test]
+fn bad_listen_address_is_refused_with_the_other_problems() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| {
+        c.replace("http://127.0.0.1:5000", "ftp://x").replace("127.0.0.1:", "localhost:").replace("server.key", "no.key")
+    });
+    assert_refused(&portcullis(&["serve"], &config), &["3 problem(s)", "listen", "upstream", "tls.key"]);
+}
+
+#[test]
+fn listen_address_in_use_is_refused() {
+    let pki = Pki::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = config_with(&pki, |c| {
+        let start = c.find("127.0.0.1:").unwrap();
+        let end = c[start..].find('"').unwrap() + start;
+        format!("{}127.0.0.1:{port}{}", &c[..start], &c[end..])
+    });
+    assert_refused(&portcullis(&["serve"], &config), &["cannot bind", &format!("127.0.0.1:{port}")]);
+}
+
+#[test]
+fn check_summarises_a_good_config() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| c);
+    let out = portcullis(&["check"], &config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [": OK", "CN=localhost", "DNS:localhost", "IP:127.0.0.1", "chain #2", "ALPN h2, http/1.1"] {
+        assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
+    }
+}
+
+#[test]
+fn certs_command_writes_a_set_that_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .args(["--name", "registry.test", "--name", "10.1.2.3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key_mode = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(dir.path().join("server.key")).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(key_mode, 0o600, "private keys are owner-only");
+    let config = dir.path().join("p.toml");
+    fs::write(&config, "upstream = \"http://127.0.0.1:5000\"\n[tls]\ncertificate = \"server.crt\"\nkey = \"server.key\"\n").unwrap();
+    let check = portcullis(&["check"], &config);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(stdout.contains("DNS:registry.test") && stdout.contains("IP:10.1.2.3"), "{stdout}");
+}
