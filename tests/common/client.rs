@@ -53,13 +53,23 @@ pub fn tls_config(ca_pem: &Path, alpn: &[&[u8]]) -> Arc<ClientConfig> {
 /// Sends `request` (a complete HTTP/1.1 request; it should say `Connection: close`) over TLS
 /// to 127.0.0.1:`port`, verifying the server as `localhost`, and reads the answer to EOF.
 pub fn send(port: u16, ca_pem: &Path, request: &[u8]) -> Response {
+    let mut tls = connect(port, ca_pem);
+    tls.write_all(request).unwrap();
+    tls.flush().unwrap();
+    read_response(&mut tls)
+}
+
+/// A TLS connection (HTTP/1.1 by ALPN) to 127.0.0.1:`port`, the server verified as `localhost`.
+pub fn connect(port: u16, ca_pem: &Path) -> StreamOwned<ClientConnection, TcpStream> {
     let config = tls_config(ca_pem, &[b"http/1.1"]);
     let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut tls = StreamOwned::new(conn, tcp);
-    tls.write_all(request).unwrap();
-    tls.flush().unwrap();
+    StreamOwned::new(conn, tcp)
+}
+
+/// Reads an answer to EOF (the request said `Connection: close`) and parses it.
+pub fn read_response(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Response {
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
