@@ -20,7 +20,9 @@ pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     let result = match log.format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -31,10 +33,17 @@ pub fn init(log: &LogConfig) {
 }
 
 /// Logs one finished request.
-pub fn log_request(session: &Session, error: Option<&Error>, client_ip: Option<IpAddr>, started: Instant) {
+pub fn log_request(
+    session: &Session,
+    error: Option<&Error>,
+    client_ip: Option<IpAddr>,
+    started: Instant,
+) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
-    let client = client_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".to_string());
+    let client = client_ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "-".to_string());
     let http = if session.is_http2() { "h2" } else { "http/1.1" };
     tracing::info!(
         target: ACCESS_TARGET,

@@ -68,8 +68,19 @@ fn serve(path: &Path) -> Result<(), String> {
 fn check(path: &Path) -> Result<(), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     println!("{}: OK", path.display());
-    println!("  listen:    {}", config.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
-    println!("  upstream:  {} ({})", config.upstream.url, config.upstream.addr);
+    println!(
+        "  listen:    {}",
+        config
+            .listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  upstream:  {} ({})",
+        config.upstream.url, config.upstream.addr
+    );
     let tls = &config.tls;
     println!(
         "  tls:       min {}, ALPN {}",
@@ -77,7 +88,11 @@ fn check(path: &Path) -> Result<(), String> {
             crate::config::TlsVersion::Tls12 => "1.2",
             crate::config::TlsVersion::Tls13 => "1.3",
         },
-        if tls.http2 { "h2, http/1.1" } else { "http/1.1" }
+        if tls.http2 {
+            "h2, http/1.1"
+        } else {
+            "http/1.1"
+        }
     );
     for (index, cert) in tls.identity.chain.iter().enumerate() {
         let role = if index == 0 { "server" } else { "chain" };
@@ -86,7 +101,11 @@ fn check(path: &Path) -> Result<(), String> {
         if !cert.names.is_empty() {
             println!("      names:  {}", cert.names.join(", "));
         }
-        println!("      valid:  {} .. {}", format_time(cert.not_before), format_time(cert.not_after));
+        println!(
+            "      valid:  {} .. {}",
+            format_time(cert.not_before),
+            format_time(cert.not_after)
+        );
     }
     for warning in &tls.identity.warnings {
         println!("  warning: {warning}");
@@ -100,6 +119,13 @@ fn certs(out: &Path, names: &[String]) -> Result<(), String> {
     println!("wrote development certificates to {}", out.display());
     println!("  tls.certificate = \"{}\"", set.server_cert.display());
     println!("  tls.key         = \"{}\"", set.server_key.display());
-    println!("clients trust {}: copy it to /etc/docker/certs.d/HOST:PORT/ca.crt", set.ca_cert.display());
+    println!(
+        "clients trust {}: copy it to /etc/docker/certs.d/HOST:PORT/ca.crt,",
+        set.ca_cert.display()
+    );
+    println!(
+        "  or give skopeo/podman --cert-dir {}",
+        set.trust_dir.display()
+    );
     Ok(())
 }

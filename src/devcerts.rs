@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -77,7 +77,11 @@ pub fn issue(spec: &Spec, issuer: Option<&Issued>) -> Result<Issued, rcgen::Erro
     match spec.kind {
         Kind::Ca => {
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
         }
         Kind::Server => {
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -105,27 +109,52 @@ pub struct DevSet {
     pub server_cert: PathBuf,
     /// Server key (`tls.key`).
     pub server_key: PathBuf,
+    /// A folder holding only `ca.crt`: what `skopeo --cert-dir` or
+    /// `/etc/docker/certs.d/HOST:PORT/` should contain. (Those folders must not hold a
+    /// `.key` without its `.cert`, so the CA folder itself is not fit for that.)
+    pub trust_dir: PathBuf,
 }
 
 /// Writes a CA, an intermediate and a server certificate for `names` into `dir`:
 /// `ca.crt`, `ca.key`, `intermediate.crt`, `intermediate.key`, `server.crt` (leaf +
-/// intermediate) and `server.key`. Keys are written readable by the owner only.
+/// intermediate), `server.key`, and `trust/ca.crt`. Keys are written readable by the owner only.
 pub fn write_dev_set(dir: &Path, names: &[&str]) -> Result<DevSet, String> {
     let issue_err = |e: rcgen::Error| format!("cannot issue a certificate: {e}");
-    let ca = issue(&Spec::new("Portcullis development CA", &[], Kind::Ca, 3650), None).map_err(issue_err)?;
-    let intermediate = issue(&Spec::new("Portcullis development intermediate", &[], Kind::Ca, 3650), Some(&ca)).map_err(issue_err)?;
+    let ca = issue(
+        &Spec::new("Portcullis development CA", &[], Kind::Ca, 3650),
+        None,
+    )
+    .map_err(issue_err)?;
+    let intermediate = issue(
+        &Spec::new("Portcullis development intermediate", &[], Kind::Ca, 3650),
+        Some(&ca),
+    )
+    .map_err(issue_err)?;
     let common_name = names.first().copied().unwrap_or("localhost");
-    let server = issue(&Spec::new(common_name, names, Kind::Server, 825), Some(&intermediate)).map_err(issue_err)?;
+    let server = issue(
+        &Spec::new(common_name, names, Kind::Server, 825),
+        Some(&intermediate),
+    )
+    .map_err(issue_err)?;
 
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let chain = format!("{}{}", server.cert_pem(), intermediate.cert_pem());
     write_file(&dir.join("ca.crt"), &ca.cert_pem(), false)?;
     write_file(&dir.join("ca.key"), &ca.key_pem(), true)?;
-    write_file(&dir.join("intermediate.crt"), &intermediate.cert_pem(), false)?;
+    write_file(
+        &dir.join("intermediate.crt"),
+        &intermediate.cert_pem(),
+        false,
+    )?;
     write_file(&dir.join("intermediate.key"), &intermediate.key_pem(), true)?;
     write_file(&dir.join("server.crt"), &chain, false)?;
     write_file(&dir.join("server.key"), &server.key_pem(), true)?;
+    let trust_dir = dir.join("trust");
+    fs::create_dir_all(&trust_dir)
+        .map_err(|e| format!("cannot create {}: {e}", trust_dir.display()))?;
+    write_file(&trust_dir.join("ca.crt"), &ca.cert_pem(), false)?;
     Ok(DevSet {
+        trust_dir,
         ca_cert: dir.join("ca.crt"),
         server_cert: dir.join("server.crt"),
         server_key: dir.join("server.key"),

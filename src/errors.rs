@@ -79,7 +79,10 @@ impl GatewayError {
         let (status, code, message) = self.parts();
         let body = error_body(code, message);
         let mut headers = vec![
-            ("Content-Type", "application/json; charset=utf-8".to_string()),
+            (
+                "Content-Type",
+                "application/json; charset=utf-8".to_string(),
+            ),
             ("Content-Length", body.len().to_string()),
             ("Cache-Control", "no-store".to_string()),
         ];
@@ -110,7 +113,13 @@ pub fn error_body(code: &str, message: &str) -> Bytes {
         message: &'a str,
         detail: Option<()>,
     }
-    let body = Body { errors: [Entry { code, message, detail: None }] };
+    let body = Body {
+        errors: [Entry {
+            code,
+            message,
+            detail: None,
+        }],
+    };
     let mut text = serde_json::to_vec(&body).unwrap_or_default();
     text.push(b'\n');
     Bytes::from(text)
@@ -152,7 +161,11 @@ mod tests {
             (GatewayError::BackendTimeout, 504, "UNAVAILABLE"),
             (GatewayError::Unavailable, 503, "UNAVAILABLE"),
             (GatewayError::NotFound, 404, "NOT_FOUND"),
-            (GatewayError::MethodNotAllowed("GET, HEAD"), 405, "UNSUPPORTED"),
+            (
+                GatewayError::MethodNotAllowed("GET, HEAD"),
+                405,
+                "UNSUPPORTED",
+            ),
             (GatewayError::BadRequest("bad host"), 400, "UNSUPPORTED"),
         ];
         for (err, status, code) in cases {

@@ -94,7 +94,9 @@ pub fn plan_forwarding(input: &ForwardingInput<'_>, trusted: &TrustedProxies) ->
 
 /// A client-sent value, kept only when the peer is a trusted proxy and the value is not blank.
 fn trusted_value(peer_trusted: bool, value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| peer_trusted && !v.is_empty())
+    value
+        .map(str::trim)
+        .filter(|v| peer_trusted && !v.is_empty())
 }
 
 /// Walks `X-Forwarded-For` from the right past trusted hops; the first untrusted hop is the
@@ -128,8 +130,14 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 }
 
 /// The host the client addressed: `Host`, else the request URI's authority (HTTP/2).
-pub fn effective_host<'a>(host_header: Option<&'a str>, authority: Option<&'a str>) -> Option<&'a str> {
-    host_header.or(authority).map(str::trim).filter(|h| !h.is_empty())
+pub fn effective_host<'a>(
+    host_header: Option<&'a str>,
+    authority: Option<&'a str>,
+) -> Option<&'a str> {
+    host_header
+        .or(authority)
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]
@@ -141,7 +149,10 @@ mod tests {
     }
 
     fn get<'a>(f: &'a Forwarding, name: &str) -> Option<&'a str> {
-        f.set.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        f.set
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -157,7 +168,10 @@ mod tests {
         assert_eq!(get(&f, "X-Forwarded-For"), Some("203.0.113.7"));
         assert_eq!(get(&f, "X-Real-IP"), Some("203.0.113.7"));
         assert_eq!(get(&f, "X-Forwarded-Proto"), Some("https"));
-        assert_eq!(get(&f, "X-Forwarded-Host"), Some("registry.example.com:5443"));
+        assert_eq!(
+            get(&f, "X-Forwarded-Host"),
+            Some("registry.example.com:5443")
+        );
         assert_eq!(f.client_ip, Some("203.0.113.7".parse().unwrap()));
     }
 

@@ -49,7 +49,10 @@ pub struct GracefulStop {
 #[async_trait]
 impl ShutdownSignalWatch for GracefulStop {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers; stopping now");
             return ShutdownSignal::FastShutdown;
         };

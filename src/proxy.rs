@@ -58,7 +58,11 @@ impl ProxyHttp for Gateway {
     }
 
     /// Idle timeouts instead of pingora's 60 s per-read default, so slow layers are not cut.
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
         let t = self.config.timeouts;
         session.set_read_timeout(Some(t.idle));
         session.set_write_timeout(Some(t.idle));
@@ -69,7 +73,11 @@ impl ProxyHttp for Gateway {
     }
 
     /// Answers `/` and unknown paths at the gateway; lets `/v2/` through.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
         match ctx.route {
             Route::RegistryApi => Ok(false),
             Route::Health => {
@@ -77,7 +85,11 @@ impl ProxyHttp for Gateway {
                 if method == Method::GET || method == Method::HEAD {
                     write_health(session).await?;
                 } else {
-                    write_answer(session, &GatewayError::MethodNotAllowed("GET, HEAD").response(false)).await?;
+                    write_answer(
+                        session,
+                        &GatewayError::MethodNotAllowed("GET, HEAD").response(false),
+                    )
+                    .await?;
                 }
                 Ok(true)
             }
@@ -88,7 +100,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
         let t = self.config.timeouts;
         let mut peer = HttpPeer::new(self.config.upstream.addr, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
@@ -107,11 +123,17 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         let header = |name: &str| upstream.headers.get(name).and_then(|v| v.to_str().ok());
-        let host = effective_host(header("host"), upstream.uri.authority().map(|a| a.as_str())).map(str::to_string);
+        let host = effective_host(header("host"), upstream.uri.authority().map(|a| a.as_str()))
+            .map(str::to_string);
         let input = ForwardingInput {
             peer: Self::peer_ip(session),
             host: host.as_deref(),
-            x_forwarded_for: upstream.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect(),
+            x_forwarded_for: upstream
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect(),
             x_forwarded_proto: header("x-forwarded-proto"),
             x_forwarded_host: header("x-forwarded-host"),
         };
@@ -143,7 +165,12 @@ impl ProxyHttp for Gateway {
     }
 
     /// Backend failures become registry-shaped JSON answers with the API-version header.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let error_code = match failure_answer(e) {
             Some(err) => {
                 let response = err.response(ctx.route == Route::RegistryApi);
@@ -157,7 +184,10 @@ impl ProxyHttp for Gateway {
             }
             None => 0,
         };
-        FailToProxy { error_code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -172,8 +202,13 @@ fn failure_answer(e: &Error) -> Option<GatewayError> {
     use ErrorType::*;
     match (e.esource(), e.etype()) {
         (_, HTTPStatus(400)) => Some(GatewayError::BadRequest("the request could not be read")),
-        (ErrorSource::Downstream, ReadTimedout | WriteTimedout | ReadError | WriteError | ConnectionClosed) => None,
-        (ErrorSource::Downstream, _) => Some(GatewayError::BadRequest("the request could not be read")),
+        (
+            ErrorSource::Downstream,
+            ReadTimedout | WriteTimedout | ReadError | WriteError | ConnectionClosed,
+        ) => None,
+        (ErrorSource::Downstream, _) => {
+            Some(GatewayError::BadRequest("the request could not be read"))
+        }
         (_, ConnectTimedout | ReadTimedout | WriteTimedout) => Some(GatewayError::BackendTimeout),
         (ErrorSource::Upstream, _) => Some(GatewayError::BackendUnreachable),
         _ => Some(GatewayError::Unavailable),
@@ -196,9 +231,13 @@ async fn write_answer(session: &mut Session, response: &GatewayResponse) -> ping
         header.insert_header(*name, value.as_str())?;
     }
     let head_only = session.req_header().method == Method::HEAD || response.body.is_empty();
-    session.write_response_header(Box::new(header), head_only).await?;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
     if !head_only {
-        session.write_response_body(Some(Bytes::clone(&response.body)), true).await?;
+        session
+            .write_response_body(Some(Bytes::clone(&response.body)), true)
+            .await?;
     }
     Ok(())
 }

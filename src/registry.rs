@@ -33,7 +33,10 @@ mod tests {
         assert_eq!(classify("/"), Route::Health);
         assert_eq!(classify("/v2/"), Route::RegistryApi);
         assert_eq!(classify("/v2"), Route::RegistryApi);
-        assert_eq!(classify("/v2/library/alpine/manifests/3"), Route::RegistryApi);
+        assert_eq!(
+            classify("/v2/library/alpine/manifests/3"),
+            Route::RegistryApi
+        );
         assert_eq!(classify("/v2x"), Route::Other);
         assert_eq!(classify("/V2/"), Route::Other);
         assert_eq!(classify("/debug/vars"), Route::Other);

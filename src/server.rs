@@ -34,7 +34,10 @@ pub fn serve(config: Config) -> Result<(), String> {
 
     let config = Arc::new(config);
     let in_flight = InFlight::default();
-    let gateway = Gateway { config: Arc::clone(&config), in_flight: in_flight.clone() };
+    let gateway = Gateway {
+        config: Arc::clone(&config),
+        in_flight: in_flight.clone(),
+    };
     let mut service = http_proxy_service(&server.configuration, gateway);
     for addr in &config.listen {
         let settings = tls::listener_settings(&config.tls).map_err(|e| format!("tls: {e}"))?;
@@ -57,8 +60,13 @@ pub fn serve(config: Config) -> Result<(), String> {
     for warning in &config.tls.identity.warnings {
         tracing::warn!("tls.certificate: {warning}");
     }
-    let stop = GracefulStop { in_flight, grace_period: config.grace_period };
-    server.run(RunArgs { shutdown_signal: Box::new(stop) });
+    let stop = GracefulStop {
+        in_flight,
+        grace_period: config.grace_period,
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(stop),
+    });
     Ok(())
 }
 
@@ -67,7 +75,11 @@ pub fn serve(config: Config) -> Result<(), String> {
 fn check_bindable(listen: &[SocketAddr]) -> Result<(), String> {
     let problems: Vec<String> = listen
         .iter()
-        .filter_map(|addr| TcpListener::bind(addr).err().map(|e| format!("  - listen: cannot bind {addr}: {e}")))
+        .filter_map(|addr| {
+            TcpListener::bind(addr)
+                .err()
+                .map(|e| format!("  - listen: cannot bind {addr}: {e}"))
+        })
         .collect();
     if problems.is_empty() {
         Ok(())

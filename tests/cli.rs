@@ -37,15 +37,23 @@ fn assert_refused(out: &Output, needles: &[&str]) {
     for needle in needles {
         assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
     }
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn unknown_key_is_refused() {
     let pki = Pki::new();
-    let config = config_with(&pki, |c| c.replace("[tls]", "client_max_body_size = 0\n[tls]"));
+    let config = config_with(&pki, |c| {
+        c.replace("[tls]", "client_max_body_size = 0\n[tls]")
+    });
     for cmd in ["serve", "check"] {
-        assert_refused(&portcullis(&[cmd], &config), &["unknown field", "client_max_body_size"]);
+        assert_refused(
+            &portcullis(&[cmd], &config),
+            &["unknown field", "client_max_body_size"],
+        );
     }
 }
 
@@ -53,23 +61,34 @@ fn unknown_key_is_refused() {
 fn missing_certificate_is_refused() {
     let pki = Pki::new();
     let config = config_with(&pki, |c| c.replace("server.crt", "nowhere.crt"));
-    assert_refused(&portcullis(&["serve"], &config), &["tls.certificate", "nowhere.crt"]);
+    assert_refused(
+        &portcullis(&["serve"], &config),
+        &["tls.certificate", "nowhere.crt"],
+    );
 }
 
 #[test]
 fn key_not_matching_the_certificate_is_refused() {
     let pki = Pki::new();
     let config = config_with(&pki, |c| c.replace("server.key", "intermediate.key"));
-    assert_refused(&portcullis(&["serve"], &config), &["tls.key", "does not belong"]);
+    assert_refused(
+        &portcullis(&["serve"], &config),
+        &["tls.key", "does not belong"],
+    );
 }
 
 #[test]
 fn bad_listen_address_is_refused_with_the_other_problems() {
     let pki = Pki::new();
     let config = config_with(&pki, |c| {
-        c.replace("http://127.0.0.1:5000", "ftp://x").replace("127.0.0.1:", "localhost:").replace("server.key", "no.key")
+        c.replace("http://127.0.0.1:5000", "ftp://x")
+            .replace("127.0.0.1:", "localhost:")
+            .replace("server.key", "no.key")
     });
-    assert_refused(&portcullis(&["serve"], &config), &["3 problem(s)", "listen", "upstream", "tls.key"]);
+    assert_refused(
+        &portcullis(&["serve"], &config),
+        &["3 problem(s)", "listen", "upstream", "tls.key"],
+    );
 }
 
 #[test]
@@ -82,7 +101,10 @@ fn listen_address_in_use_is_refused() {
         let end = c[start..].find('"').unwrap() + start;
         format!("{}127.0.0.1:{port}{}", &c[..start], &c[end..])
     });
-    assert_refused(&portcullis(&["serve"], &config), &["cannot bind", &format!("127.0.0.1:{port}")]);
+    assert_refused(
+        &portcullis(&["serve"], &config),
+        &["cannot bind", &format!("127.0.0.1:{port}")],
+    );
 }
 
 #[test]
@@ -91,8 +113,19 @@ fn check_summarises_a_good_config() {
     let config = config_with(&pki, |c| c);
     let out = portcullis(&["check"], &config);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for needle in [": OK", "CN=localhost", "DNS:localhost", "IP:127.0.0.1", "chain #2", "ALPN h2, http/1.1"] {
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        ": OK",
+        "CN=localhost",
+        "DNS:localhost",
+        "IP:127.0.0.1",
+        "chain #2",
+        "ALPN h2, http/1.1",
+    ] {
         assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
     }
 }
@@ -109,7 +142,11 @@ fn certs_command_writes_a_set_that_check_accepts() {
     assert!(out.status.success());
     let key_mode = {
         use std::os::unix::fs::PermissionsExt;
-        fs::metadata(dir.path().join("server.key")).unwrap().permissions().mode() & 0o777
+        fs::metadata(dir.path().join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
     };
     assert_eq!(key_mode, 0o600, "private keys are owner-only");
     let config = dir.path().join("p.toml");
@@ -117,5 +154,8 @@ fn certs_command_writes_a_set_that_check_accepts() {
     let check = portcullis(&["check"], &config);
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{stdout}");
-    assert!(stdout.contains("DNS:registry.test") && stdout.contains("IP:10.1.2.3"), "{stdout}");
+    assert!(
+        stdout.contains("DNS:registry.test") && stdout.contains("IP:10.1.2.3"),
+        "{stdout}"
+    );
 }

@@ -10,16 +10,27 @@ use portcullis::errors::API_VERSION_HEADER;
 /// Waits for the registry's "response completed" line for the request with `user_agent`.
 fn registry_line(registry: &Registry, user_agent: &str) -> String {
     for _ in 0..100 {
-        if let Some(line) = registry.proc.log_text().lines().find(|l| l.contains(&format!("useragent={user_agent} "))) {
+        if let Some(line) = registry
+            .proc
+            .log_text()
+            .lines()
+            .find(|l| l.contains(&format!("useragent={user_agent} ")))
+        {
             return line.to_string();
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("registry never logged user agent {user_agent}:\n{}", registry.proc.log_text());
+    panic!(
+        "registry never logged user agent {user_agent}:\n{}",
+        registry.proc.log_text()
+    );
 }
 
 fn remote_addr(line: &str) -> &str {
-    let start = line.find("http.request.remoteaddr=").expect("remoteaddr in line") + "http.request.remoteaddr=".len();
+    let start = line
+        .find("http.request.remoteaddr=")
+        .expect("remoteaddr in line")
+        + "http.request.remoteaddr=".len();
     line[start..].split(' ').next().unwrap().trim_matches('"')
 }
 
@@ -44,7 +55,14 @@ fn registry_answers_carry_the_api_version_header() {
     assert_eq!(missing.header(API_VERSION_HEADER), Some("registry/2.0"));
     assert_eq!(missing.json()["errors"][0]["code"], "MANIFEST_UNKNOWN");
     // Exactly one API-version header: the backend's is replaced, not duplicated.
-    assert_eq!(missing.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(API_VERSION_HEADER)).count(), 1);
+    assert_eq!(
+        missing
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(API_VERSION_HEADER))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -54,7 +72,13 @@ fn upload_location_is_https_for_the_host_the_client_used() {
     let gw = Gateway::start(&registry.url(), &pki, "");
     let ca = &pki.set.ca_cert;
 
-    let started = request(gw.port, ca, "POST", "/v2/team/app/blobs/uploads/", &["Content-Length: 0"]);
+    let started = request(
+        gw.port,
+        ca,
+        "POST",
+        "/v2/team/app/blobs/uploads/",
+        &["Content-Length: 0"],
+    );
     assert_eq!(started.status, 202, "{}", started.body_text());
     let location = started.header("Location").expect("Location");
     let expected = format!("https://localhost:{}/v2/team/app/blobs/uploads/", gw.port);
@@ -64,7 +88,10 @@ fn upload_location_is_https_for_the_host_the_client_used() {
     let other = format!("POST /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: registry.example.com:8443\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let r = common::client::send(gw.port, ca, other.as_bytes());
     let location = r.header("Location").expect("Location");
-    assert!(location.starts_with("https://registry.example.com:8443/v2/team/app/blobs/uploads/"), "{location}");
+    assert!(
+        location.starts_with("https://registry.example.com:8443/v2/team/app/blobs/uploads/"),
+        "{location}"
+    );
 }
 
 #[test]
@@ -74,19 +101,31 @@ fn spoofed_forwarding_headers_from_an_untrusted_client_are_dropped() {
     let gw = Gateway::start(&registry.url(), &pki, "");
     let ca = &pki.set.ca_cert;
 
-    let r = request(gw.port, ca, "POST", "/v2/team/app/blobs/uploads/", &[
-        "Content-Length: 0",
-        "User-Agent: spoof-untrusted",
-        "X-Forwarded-For: 6.6.6.6",
-        "X-Real-IP: 6.6.6.6",
-        "X-Forwarded-Proto: http",
-        "X-Forwarded-Host: evil.example",
-        "Forwarded: for=6.6.6.6;proto=http;host=evil.example",
-    ]);
+    let r = request(
+        gw.port,
+        ca,
+        "POST",
+        "/v2/team/app/blobs/uploads/",
+        &[
+            "Content-Length: 0",
+            "User-Agent: spoof-untrusted",
+            "X-Forwarded-For: 6.6.6.6",
+            "X-Real-IP: 6.6.6.6",
+            "X-Forwarded-Proto: http",
+            "X-Forwarded-Host: evil.example",
+            "Forwarded: for=6.6.6.6;proto=http;host=evil.example",
+        ],
+    );
     assert_eq!(r.status, 202);
     let location = r.header("Location").unwrap();
-    assert!(location.starts_with(&format!("https://localhost:{}/", gw.port)), "{location}");
-    assert_eq!(remote_addr(&registry_line(&registry, "spoof-untrusted")), "127.0.0.1");
+    assert!(
+        location.starts_with(&format!("https://localhost:{}/", gw.port)),
+        "{location}"
+    );
+    assert_eq!(
+        remote_addr(&registry_line(&registry, "spoof-untrusted")),
+        "127.0.0.1"
+    );
 }
 
 #[test]
@@ -96,16 +135,28 @@ fn forwarding_headers_from_a_trusted_proxy_are_kept() {
     let gw = Gateway::start(&registry.url(), &pki, "trusted_proxies = [\"127.0.0.0/8\"]");
     let ca = &pki.set.ca_cert;
 
-    let r = request(gw.port, ca, "POST", "/v2/team/app/blobs/uploads/", &[
-        "Content-Length: 0",
-        "User-Agent: spoof-trusted",
-        "X-Forwarded-For: 198.51.100.7",
-        "X-Forwarded-Host: registry.example.com",
-    ]);
+    let r = request(
+        gw.port,
+        ca,
+        "POST",
+        "/v2/team/app/blobs/uploads/",
+        &[
+            "Content-Length: 0",
+            "User-Agent: spoof-trusted",
+            "X-Forwarded-For: 198.51.100.7",
+            "X-Forwarded-Host: registry.example.com",
+        ],
+    );
     assert_eq!(r.status, 202);
     let location = r.header("Location").unwrap();
-    assert!(location.starts_with("https://registry.example.com/v2/"), "{location}");
-    assert_eq!(remote_addr(&registry_line(&registry, "spoof-trusted")), "198.51.100.7");
+    assert!(
+        location.starts_with("https://registry.example.com/v2/"),
+        "{location}"
+    );
+    assert_eq!(
+        remote_addr(&registry_line(&registry, "spoof-trusted")),
+        "198.51.100.7"
+    );
 }
 
 #[test]
@@ -119,8 +170,15 @@ fn backend_down_gives_a_registry_shaped_502() {
     for method in ["GET", "HEAD"] {
         let r = request(gw.port, ca, method, "/v2/", &[]);
         assert_eq!(r.status, 502, "{method}");
-        assert_eq!(r.header(API_VERSION_HEADER), Some("registry/2.0"), "{method}");
-        assert_eq!(r.header("Content-Type"), Some("application/json; charset=utf-8"));
+        assert_eq!(
+            r.header(API_VERSION_HEADER),
+            Some("registry/2.0"),
+            "{method}"
+        );
+        assert_eq!(
+            r.header("Content-Type"),
+            Some("application/json; charset=utf-8")
+        );
         if method == "GET" {
             let body = r.json();
             assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
@@ -134,7 +192,10 @@ fn backend_down_gives_a_registry_shaped_502() {
     // The health check does not depend on the backend.
     let health = request(gw.port, ca, "GET", "/", &[]);
     assert_eq!(health.status, 200);
-    assert!(gw.proc.log_text().contains("status=502"), "access log records the 502");
+    assert!(
+        gw.proc.log_text().contains("status=502"),
+        "access log records the 502"
+    );
 }
 
 #[test]
@@ -155,7 +216,10 @@ fn gateway_answers_paths_outside_v2_itself() {
         assert_eq!(r.header(API_VERSION_HEADER), None, "{path}");
         assert_eq!(r.json()["errors"][0]["code"], "NOT_FOUND");
     }
-    assert!(!registry.proc.log_text().contains("/debug/vars"), "unknown paths never reach the registry");
+    assert!(
+        !registry.proc.log_text().contains("/debug/vars"),
+        "unknown paths never reach the registry"
+    );
 }
 
 #[test]
@@ -163,15 +227,30 @@ fn credentials_and_cookies_never_reach_the_access_log() {
     let registry = Registry::start();
     let pki = Pki::new();
     let gw = Gateway::start(&registry.url(), &pki, "");
-    let r = request(gw.port, &pki.set.ca_cert, "GET", "/v2/?token=query-secret", &[
-        "Authorization: Basic c2VjcmV0LXVzZXI6c2VjcmV0LXBhc3N3b3Jk",
-        "Cookie: session=cookie-secret",
-    ]);
+    let r = request(
+        gw.port,
+        &pki.set.ca_cert,
+        "GET",
+        "/v2/?token=query-secret",
+        &[
+            "Authorization: Basic c2VjcmV0LXVzZXI6c2VjcmV0LXBhc3N3b3Jk",
+            "Cookie: session=cookie-secret",
+        ],
+    );
     assert_eq!(r.status, 200);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let log = gw.proc.log_text();
     assert!(log.contains("path=/v2/"), "the request was logged:\n{log}");
-    for secret in ["c2VjcmV0", "cookie-secret", "query-secret", "Authorization", "Cookie"] {
-        assert!(!log.contains(secret), "{secret} leaked into the log:\n{log}");
+    for secret in [
+        "c2VjcmV0",
+        "cookie-secret",
+        "query-secret",
+        "Authorization",
+        "Cookie",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
     }
 }

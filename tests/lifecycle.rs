@@ -11,7 +11,13 @@ use common::{Gateway, Pki, Registry};
 
 /// Starts a blob upload and returns the path (with query) of its upload URL.
 fn start_upload(gw: &Gateway, pki: &Pki) -> String {
-    let r = request(gw.port, &pki.set.ca_cert, "POST", "/v2/slow/upload/blobs/uploads/", &["Content-Length: 0"]);
+    let r = request(
+        gw.port,
+        &pki.set.ca_cert,
+        "POST",
+        "/v2/slow/upload/blobs/uploads/",
+        &["Content-Length: 0"],
+    );
     assert_eq!(r.status, 202, "{}", r.body_text());
     let location = r.header("Location").unwrap();
     let prefix = format!("https://localhost:{}", gw.port);
@@ -20,7 +26,14 @@ fn start_upload(gw: &Gateway, pki: &Pki) -> String {
 
 /// PATCHes `chunks` chunks of 64 KiB, sleeping `gap` before each, with chunked encoding;
 /// calls `after_first` once the first chunk is sent.
-fn slow_patch(gw: &Gateway, pki: &Pki, path: &str, chunks: usize, gap: Duration, after_first: impl FnOnce()) -> Response {
+fn slow_patch(
+    gw: &Gateway,
+    pki: &Pki,
+    path: &str,
+    chunks: usize,
+    gap: Duration,
+    after_first: impl FnOnce(),
+) -> Response {
     let mut tls = connect(gw.port, &pki.set.ca_cert);
     write!(tls, "PATCH {path} HTTP/1.1\r\nHost: localhost:{}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", gw.port).unwrap();
     let chunk = vec![0x5au8; 64 * 1024];
@@ -49,7 +62,10 @@ fn idle_timeout_does_not_cut_a_slow_transfer_that_keeps_moving() {
     // Six gaps of one second: the transfer lasts three times the idle timeout.
     let r = slow_patch(&gw, &pki, &path, 6, Duration::from_secs(1), || {});
     assert_eq!(r.status, 202, "{}", r.body_text());
-    assert_eq!(r.header("Range"), Some(format!("0-{}", 6 * 64 * 1024 - 1).as_str()));
+    assert_eq!(
+        r.header("Range"),
+        Some(format!("0-{}", 6 * 64 * 1024 - 1).as_str())
+    );
 }
 
 #[test]
@@ -66,7 +82,11 @@ fn idle_timeout_cuts_a_stalled_upload() {
     let _ = std::io::Read::read_to_end(&mut tls, &mut buf);
     std::thread::sleep(Duration::from_millis(200));
     let log = gw.proc.log_text();
-    assert!(log.lines().any(|l| l.contains("method=PATCH") && l.contains("ReadTimedout")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("method=PATCH") && l.contains("ReadTimedout")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -87,13 +107,29 @@ fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
             "no new connections are accepted once stopping"
         );
     });
-    assert_eq!(r.status, 202, "the in-flight upload completed: {}", r.body_text());
-    assert_eq!(r.header("Range"), Some(format!("0-{}", 8 * 64 * 1024 - 1).as_str()));
+    assert_eq!(
+        r.status,
+        202,
+        "the in-flight upload completed: {}",
+        r.body_text()
+    );
+    assert_eq!(
+        r.header("Range"),
+        Some(format!("0-{}", 8 * 64 * 1024 - 1).as_str())
+    );
 
     // With nothing left in flight the process exits on its own, well before the 60 s grace.
     let status = wait_exit(&mut gw.proc.child, Duration::from_secs(20));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", gw.proc.log_text());
-    assert!(gw.proc.log_text().contains("no requests in flight; exiting"));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        gw.proc.log_text()
+    );
+    assert!(gw
+        .proc
+        .log_text()
+        .contains("no requests in flight; exiting"));
 }
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {

@@ -13,7 +13,11 @@ fn skopeo(work: &Path, args: &[&str]) -> Vec<u8> {
     let bin = require_tool("skopeo");
     let policy = work.join("policy.json");
     let auth = work.join("auth.json");
-    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
     std::fs::write(&auth, "{}").unwrap();
     let out = Command::new(bin)
         .arg("--policy")
@@ -22,7 +26,11 @@ fn skopeo(work: &Path, args: &[&str]) -> Vec<u8> {
         .env("REGISTRY_AUTH_FILE", &auth)
         .output()
         .unwrap();
-    assert!(out.status.success(), "skopeo {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -51,7 +59,11 @@ fn round_trip(gw: &Gateway, pki: &Pki, layout: &Path, image: &Image, work: &Path
         let original = oci::read_blob(layout, &layer.digest);
         let back = oci::read_blob(&pulled, &layer.digest);
         assert_eq!(back.len(), layer.size);
-        assert!(back == original, "layer {} differs after the round trip", layer.digest);
+        assert!(
+            back == original,
+            "layer {} differs after the round trip",
+            layer.digest
+        );
         assert_eq!(oci::digest(&back), layer.digest);
     }
 }
@@ -70,8 +82,20 @@ fn skopeo_pushes_and_pulls_a_50_mib_layer_through_the_gateway() {
     round_trip(&gw, &pki, &layout, &image, work.path());
 
     let log = gw.proc.log_text();
-    let big_patch = log.lines().any(|l| l.contains("method=PATCH") && l.contains(&format!("bytes_in={}", image.layers[1].size)));
-    assert!(big_patch, "the 50 MiB layer was uploaded through the gateway:\n{log}");
-    let big_get = log.lines().any(|l| l.contains("method=GET") && l.contains("/blobs/sha256:") && l.contains(&format!("bytes_out={}", image.layers[1].size)));
-    assert!(big_get, "the 50 MiB layer was served through the gateway:\n{log}");
+    let big_patch = log.lines().any(|l| {
+        l.contains("method=PATCH") && l.contains(&format!("bytes_in={}", image.layers[1].size))
+    });
+    assert!(
+        big_patch,
+        "the 50 MiB layer was uploaded through the gateway:\n{log}"
+    );
+    let big_get = log.lines().any(|l| {
+        l.contains("method=GET")
+            && l.contains("/blobs/sha256:")
+            && l.contains(&format!("bytes_out={}", image.layers[1].size))
+    });
+    assert!(
+        big_get,
+        "the 50 MiB layer was served through the gateway:\n{log}"
+    );
 }

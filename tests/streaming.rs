@@ -25,12 +25,22 @@ fn curl(ca: &Path, http: &str, args: &[&str]) -> (String, Vec<u8>) {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    (std::fs::read_to_string(&head).unwrap(), std::fs::read(&body).unwrap_or_default())
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        std::fs::read_to_string(&head).unwrap(),
+        std::fs::read(&body).unwrap_or_default(),
+    )
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().filter_map(|l| l.split_once(':')).find(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
 }
 
 fn blob_round_trip(http: &str, proto_in_log: &str) {
@@ -45,7 +55,15 @@ fn blob_round_trip(http: &str, proto_in_log: &str) {
     std::fs::write(&blob, &data).unwrap();
     let want = digest(&data);
 
-    let (head, _) = curl(ca, http, &["-X", "POST", &format!("{base}/v2/stream/test/blobs/uploads/")]);
+    let (head, _) = curl(
+        ca,
+        http,
+        &[
+            "-X",
+            "POST",
+            &format!("{base}/v2/stream/test/blobs/uploads/"),
+        ],
+    );
     assert!(head.contains(" 202"), "{head}");
     let location = header(&head, "location").expect("Location").to_string();
     assert!(location.starts_with(&base), "{location}");
@@ -53,19 +71,40 @@ fn blob_round_trip(http: &str, proto_in_log: &str) {
     // `-T -` streams stdin: HTTP/1.1 chunked, HTTP/2 DATA frames, no Content-Length either way.
     let stdin = std::fs::File::open(&blob).unwrap();
     let out = Command::new(require_tool("curl"))
-        .args(["-sS", http, "--cacert"]).arg(ca)
-        .args(["-D", "-", "-o", "/dev/null", "-X", "PATCH", "-H", "Content-Type: application/octet-stream", "-T", "-", &location])
+        .args(["-sS", http, "--cacert"])
+        .arg(ca)
+        .args([
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-T",
+            "-",
+            &location,
+        ])
         .stdin(stdin)
         .output()
         .unwrap();
     let patch_head = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(patch_head.contains(" 202"), "{patch_head}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        patch_head.contains(" 202"),
+        "{patch_head}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let range = header(&patch_head, "range").unwrap();
     assert_eq!(range, format!("0-{}", data.len() - 1));
 
     let next = header(&patch_head, "location").unwrap();
     let sep = if next.contains('?') { '&' } else { '?' };
-    let (head, _) = curl(ca, http, &["-X", "PUT", &format!("{next}{sep}digest={want}")]);
+    let (head, _) = curl(
+        ca,
+        http,
+        &["-X", "PUT", &format!("{next}{sep}digest={want}")],
+    );
     assert!(head.contains(" 201"), "{head}");
 
     let (head, body) = curl(ca, http, &[&format!("{base}/v2/stream/test/blobs/{want}")]);
@@ -74,8 +113,14 @@ fn blob_round_trip(http: &str, proto_in_log: &str) {
     assert_eq!(digest(&body), want, "the blob came back intact");
 
     let log = gw.proc.log_text();
-    let patch_line = log.lines().find(|l| l.contains("method=PATCH")).expect("PATCH logged");
-    assert!(patch_line.contains(&format!("bytes_in={}", data.len())), "{patch_line}");
+    let patch_line = log
+        .lines()
+        .find(|l| l.contains("method=PATCH"))
+        .expect("PATCH logged");
+    assert!(
+        patch_line.contains(&format!("bytes_in={}", data.len())),
+        "{patch_line}"
+    );
     assert!(patch_line.contains(proto_in_log), "{patch_line}");
 }
 

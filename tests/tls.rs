@@ -11,7 +11,8 @@ use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
 /// Completes a handshake with `config` and returns the connection, or the handshake error.
 fn handshake(port: u16, config: Arc<ClientConfig>) -> Result<ClientConnection, rustls::Error> {
-    let mut conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut conn =
+        ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     while conn.is_handshaking() {
         match conn.complete_io(&mut tcp) {
@@ -28,16 +29,26 @@ fn handshake(port: u16, config: Arc<ClientConfig>) -> Result<ClientConnection, r
     Ok(conn)
 }
 
-fn client(pki: &Pki, alpn: &[&[u8]], versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+fn client(
+    pki: &Pki,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_file_iter(&pki.set.ca_cert).unwrap() {
+    for cert in
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_file_iter(
+            &pki.set.ca_cert,
+        )
+        .unwrap()
+    {
         roots.add(cert.unwrap()).unwrap();
     }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
@@ -49,12 +60,21 @@ fn serves_leaf_and_intermediate_and_negotiates_h2() {
     let gw = Gateway::start(&registry.url(), &pki, "");
     let all = rustls::ALL_VERSIONS;
 
-    let conn = handshake(gw.port, client(&pki, &[b"h2", b"http/1.1"], all)).expect("handshake with only the root CA trusted");
-    assert_eq!(conn.peer_certificates().unwrap().len(), 2, "leaf + intermediate are sent");
+    let conn = handshake(gw.port, client(&pki, &[b"h2", b"http/1.1"], all))
+        .expect("handshake with only the root CA trusted");
+    assert_eq!(
+        conn.peer_certificates().unwrap().len(),
+        2,
+        "leaf + intermediate are sent"
+    );
     assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
     assert_eq!(conn.protocol_version(), Some(ProtocolVersion::TLSv1_3));
 
-    let tls12 = handshake(gw.port, client(&pki, &[b"http/1.1"], &[&rustls::version::TLS12])).expect("TLS 1.2 accepted by default");
+    let tls12 = handshake(
+        gw.port,
+        client(&pki, &[b"http/1.1"], &[&rustls::version::TLS12]),
+    )
+    .expect("TLS 1.2 accepted by default");
     assert_eq!(tls12.protocol_version(), Some(ProtocolVersion::TLSv1_2));
     assert_eq!(tls12.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
@@ -64,7 +84,11 @@ fn http2_can_be_turned_off() {
     let registry = Registry::start();
     let pki = Pki::new();
     let gw = Gateway::start_with_tls(&registry.url(), &pki, "", "http2 = false");
-    let conn = handshake(gw.port, client(&pki, &[b"h2", b"http/1.1"], rustls::ALL_VERSIONS)).unwrap();
+    let conn = handshake(
+        gw.port,
+        client(&pki, &[b"h2", b"http/1.1"], rustls::ALL_VERSIONS),
+    )
+    .unwrap();
     assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
 
@@ -73,7 +97,10 @@ fn min_version_1_3_refuses_tls_1_2() {
     let registry = Registry::start();
     let pki = Pki::new();
     let gw = Gateway::start_with_tls(&registry.url(), &pki, "", "min_version = \"1.3\"");
-    let refused = handshake(gw.port, client(&pki, &[b"http/1.1"], &[&rustls::version::TLS12]));
+    let refused = handshake(
+        gw.port,
+        client(&pki, &[b"http/1.1"], &[&rustls::version::TLS12]),
+    );
     assert!(refused.is_err(), "a TLS 1.2-only client must be refused");
     let ok = handshake(gw.port, client(&pki, &[b"http/1.1"], rustls::ALL_VERSIONS)).unwrap();
     assert_eq!(ok.protocol_version(), Some(ProtocolVersion::TLSv1_3));
@@ -85,7 +112,11 @@ fn a_client_that_does_not_trust_our_ca_fails_and_the_gateway_keeps_serving() {
     let pki = Pki::new();
     let stranger = Pki::new();
     let gw = Gateway::start(&registry.url(), &pki, "");
-    assert!(handshake(gw.port, client(&stranger, &[b"http/1.1"], rustls::ALL_VERSIONS)).is_err());
+    assert!(handshake(
+        gw.port,
+        client(&stranger, &[b"http/1.1"], rustls::ALL_VERSIONS)
+    )
+    .is_err());
     // Garbage instead of a ClientHello.
     {
         use std::io::Write;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use crate::headers::TrustedProxies;
 use crate::tls::certs::{load_server_identity, ServerIdentity};
-use file::{FileConfig, FileTls, FileTlsVersion};
 pub use file::LogFormat;
+use file::{FileConfig, FileTls, FileTlsVersion};
 
 /// One thing wrong with the configuration: the TOML key and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,31 +141,36 @@ impl Config {
         let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
         let threads = file.threads.unwrap_or_else(default_threads);
         if threads == 0 {
-            problems.push(Problem::new("threads", "must be at least 1; leave it out to use one per CPU"));
+            problems.push(Problem::new(
+                "threads",
+                "must be at least 1; leave it out to use one per CPU",
+            ));
         }
         check_timeouts(&file, &mut problems);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
             problems.push(Problem::new("log.level", format!("{e}; use a level such as \"info\" or a filter such as \"portcullis=debug,info\"")));
         }
         match (listen, upstream, trusted, tls) {
-            (Some(listen), Some(upstream), Some(trusted), Some(tls)) if problems.is_empty() => Ok(Config {
-                listen,
-                upstream,
-                trusted_proxies: trusted,
-                threads,
-                tls,
-                timeouts: Timeouts {
-                    idle: Duration::from_secs(file.timeouts.idle),
-                    connect: Duration::from_secs(file.timeouts.connect),
-                    keepalive: Duration::from_secs(file.timeouts.keepalive),
-                },
-                grace_period: Duration::from_secs(file.shutdown.grace_period),
-                log: LogConfig {
-                    format: file.log.format,
-                    level: file.log.level,
-                    access: file.log.access,
-                },
-            }),
+            (Some(listen), Some(upstream), Some(trusted), Some(tls)) if problems.is_empty() => {
+                Ok(Config {
+                    listen,
+                    upstream,
+                    trusted_proxies: trusted,
+                    threads,
+                    tls,
+                    timeouts: Timeouts {
+                        idle: Duration::from_secs(file.timeouts.idle),
+                        connect: Duration::from_secs(file.timeouts.connect),
+                        keepalive: Duration::from_secs(file.timeouts.keepalive),
+                    },
+                    grace_period: Duration::from_secs(file.shutdown.grace_period),
+                    log: LogConfig {
+                        format: file.log.format,
+                        level: file.log.level,
+                        access: file.log.access,
+                    },
+                })
+            }
             _ => Err(problems),
         }
     }
@@ -197,32 +202,49 @@ fn default_threads() -> usize {
 
 fn parse_listen(listen: &[String]) -> Result<Vec<SocketAddr>, Vec<Problem>> {
     if listen.is_empty() {
-        return Err(vec![Problem::new("listen", "is empty; give at least one address such as \"0.0.0.0:5443\"")]);
+        return Err(vec![Problem::new(
+            "listen",
+            "is empty; give at least one address such as \"0.0.0.0:5443\"",
+        )]);
     }
     let mut problems = Vec::new();
     let mut addrs = Vec::new();
     for text in listen {
         match text.parse::<SocketAddr>() {
             Ok(addr) => addrs.push(addr),
-            Err(_) => problems.push(Problem::new("listen", format!(
+            Err(_) => problems.push(Problem::new(
+                "listen",
+                format!(
                 "\"{text}\" is not an IP:PORT address; write e.g. \"0.0.0.0:5443\" or \"[::]:5443\""
-            ))),
+            ),
+            )),
         }
     }
-    if problems.is_empty() { Ok(addrs) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(addrs)
+    } else {
+        Err(problems)
+    }
 }
 
 fn parse_upstream(upstream: Option<&str>) -> Result<Upstream, Vec<Problem>> {
     let bad = |m: String| vec![Problem::new("upstream", m)];
-    let url = upstream.ok_or_else(|| bad("is missing; set it to the plain-HTTP registry, e.g. \"http://127.0.0.1:5000\"".into()))?;
+    let url = upstream.ok_or_else(|| {
+        bad("is missing; set it to the plain-HTTP registry, e.g. \"http://127.0.0.1:5000\"".into())
+    })?;
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         bad(format!("\"{url}\" must start with http://; Portcullis terminates TLS and talks plain HTTP to the registry"))
     })?;
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
-        return Err(bad(format!("\"{url}\" must be http://HOST:PORT with no path")));
+        return Err(bad(format!(
+            "\"{url}\" must be http://HOST:PORT with no path"
+        )));
     }
-    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         authority.to_string()
     } else {
         format!("{authority}:80")
@@ -231,8 +253,15 @@ fn parse_upstream(upstream: Option<&str>) -> Result<Upstream, Vec<Problem>> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| bad(format!("cannot resolve \"{authority}\"; check the host name and port")))?;
-    Ok(Upstream { url: url.to_string(), addr })
+        .ok_or_else(|| {
+            bad(format!(
+                "cannot resolve \"{authority}\"; check the host name and port"
+            ))
+        })?;
+    Ok(Upstream {
+        url: url.to_string(),
+        addr,
+    })
 }
 
 fn parse_cidrs(cidrs: &[String]) -> Result<TrustedProxies, Vec<Problem>> {
@@ -244,18 +273,33 @@ fn parse_cidrs(cidrs: &[String]) -> Result<TrustedProxies, Vec<Problem>> {
             .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
         match parsed {
             Ok(net) => nets.push(net),
-            Err(_) => problems.push(Problem::new("trusted_proxies", format!(
-                "\"{text}\" is not a CIDR or IP address; write e.g. \"10.0.0.0/8\""
-            ))),
+            Err(_) => problems.push(Problem::new(
+                "trusted_proxies",
+                format!("\"{text}\" is not a CIDR or IP address; write e.g. \"10.0.0.0/8\""),
+            )),
         }
     }
-    if problems.is_empty() { Ok(TrustedProxies(nets)) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(TrustedProxies(nets))
+    } else {
+        Err(problems)
+    }
 }
 
 fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Problem>> {
-    let tls = tls.ok_or_else(|| vec![Problem::new("tls", "section is missing; add [tls] with certificate and key")])?;
+    let tls = tls.ok_or_else(|| {
+        vec![Problem::new(
+            "tls",
+            "section is missing; add [tls] with certificate and key",
+        )]
+    })?;
     let mut problems = Vec::new();
-    let certificate = required_path(tls.certificate.as_deref(), "tls.certificate", base, &mut problems);
+    let certificate = required_path(
+        tls.certificate.as_deref(),
+        "tls.certificate",
+        base,
+        &mut problems,
+    );
     let key = required_path(tls.key.as_deref(), "tls.key", base, &mut problems);
     let (Some(certificate), Some(key)) = (certificate, key) else {
         return Err(problems);
@@ -265,11 +309,22 @@ fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Proble
         FileTlsVersion::Tls12 => TlsVersion::Tls12,
         FileTlsVersion::Tls13 => TlsVersion::Tls13,
     };
-    Ok(TlsConfig { certificate, key, min_version, http2: tls.http2, identity })
+    Ok(TlsConfig {
+        certificate,
+        key,
+        min_version,
+        http2: tls.http2,
+        identity,
+    })
 }
 
 /// A path key that must be set; relative paths resolve against the config file's folder.
-fn required_path(value: Option<&str>, key: &str, base: &Path, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+fn required_path(
+    value: Option<&str>,
+    key: &str,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<PathBuf> {
     match value {
         Some(v) if !v.trim().is_empty() => Some(resolve_path(base, v)),
         _ => {
@@ -282,7 +337,11 @@ fn required_path(value: Option<&str>, key: &str, base: &Path, problems: &mut Vec
 /// Resolves `value` against the config file's folder unless it is absolute.
 pub fn resolve_path(base: &Path, value: &str) -> PathBuf {
     let path = Path::new(value);
-    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
 }
 
 fn check_timeouts(file: &FileConfig, problems: &mut Vec<Problem>) {

@@ -38,7 +38,8 @@ fn minimal_config_gets_documented_defaults() {
 #[test]
 fn unknown_key_is_an_error_naming_it() {
     let (dir, text) = fixture();
-    let err = Config::from_toml(&format!("{text}\nclient_max_body_size = 0\n"), dir.path()).unwrap_err();
+    let err =
+        Config::from_toml(&format!("{text}\nclient_max_body_size = 0\n"), dir.path()).unwrap_err();
     assert!(err[0].message.contains("client_max_body_size"), "{err:?}");
 }
 
@@ -57,10 +58,20 @@ idle = 0
 "#;
     let problems = Config::from_toml(text, dir.path()).unwrap_err();
     let keys = keys(&problems);
-    for key in ["listen", "upstream", "trusted_proxies", "tls.certificate", "tls.key", "timeouts.idle"] {
+    for key in [
+        "listen",
+        "upstream",
+        "trusted_proxies",
+        "tls.certificate",
+        "tls.key",
+        "timeouts.idle",
+    ] {
         assert!(keys.contains(&key), "{key} missing from {problems:#?}");
     }
-    let cert = problems.iter().find(|p| p.key == "tls.certificate").unwrap();
+    let cert = problems
+        .iter()
+        .find(|p| p.key == "tls.certificate")
+        .unwrap();
     assert!(cert.message.contains("missing.crt"), "{cert:?}");
 }
 
@@ -71,7 +82,10 @@ fn key_of_another_certificate_is_refused() {
     std::fs::write(dir.path().join("server.key"), other.key_pem()).unwrap();
     let problems = Config::from_toml(&text, dir.path()).unwrap_err();
     assert_eq!(keys(&problems), ["tls.key"]);
-    assert!(problems[0].message.contains("does not belong"), "{problems:?}");
+    assert!(
+        problems[0].message.contains("does not belong"),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -84,18 +98,33 @@ fn expired_certificate_is_refused() {
     std::fs::write(dir.path().join("server.crt"), expired.cert_pem()).unwrap();
     std::fs::write(dir.path().join("server.key"), expired.key_pem()).unwrap();
     let problems = Config::from_toml(&text, dir.path()).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "tls.certificate" && p.message.contains("expired")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "tls.certificate" && p.message.contains("expired")),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn chain_in_wrong_order_is_refused() {
     let (dir, text) = fixture();
     let pem = std::fs::read_to_string(dir.path().join("server.crt")).unwrap();
-    let split = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+    let split =
+        pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
     let (leaf, intermediate) = pem.split_at(split);
-    std::fs::write(dir.path().join("server.crt"), format!("{intermediate}{leaf}")).unwrap();
+    std::fs::write(
+        dir.path().join("server.crt"),
+        format!("{intermediate}{leaf}"),
+    )
+    .unwrap();
     let problems = Config::from_toml(&text, dir.path()).unwrap_err();
-    assert!(problems.iter().any(|p| p.message.contains("was not issued by")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("was not issued by")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -109,8 +138,17 @@ fn pem_without_certificate_is_explained() {
 
 #[test]
 fn upstream_forms() {
-    assert_eq!(parse_upstream(Some("http://127.0.0.1:5000/")).unwrap().addr, "127.0.0.1:5000".parse().unwrap());
-    assert_eq!(parse_upstream(Some("http://127.0.0.1")).unwrap().addr.port(), 80);
+    assert_eq!(
+        parse_upstream(Some("http://127.0.0.1:5000/")).unwrap().addr,
+        "127.0.0.1:5000".parse().unwrap()
+    );
+    assert_eq!(
+        parse_upstream(Some("http://127.0.0.1"))
+            .unwrap()
+            .addr
+            .port(),
+        80
+    );
     assert!(parse_upstream(Some("http://127.0.0.1:5000/v2")).is_err());
     assert!(parse_upstream(Some("127.0.0.1:5000")).is_err());
     assert!(parse_upstream(None).is_err());
@@ -118,6 +156,12 @@ fn upstream_forms() {
 
 #[test]
 fn relative_paths_resolve_against_config_folder() {
-    assert_eq!(resolve_path(Path::new("/etc/portcullis"), "certs/a.crt"), PathBuf::from("/etc/portcullis/certs/a.crt"));
-    assert_eq!(resolve_path(Path::new("/etc/portcullis"), "/abs/a.crt"), PathBuf::from("/abs/a.crt"));
+    assert_eq!(
+        resolve_path(Path::new("/etc/portcullis"), "certs/a.crt"),
+        PathBuf::from("/etc/portcullis/certs/a.crt")
+    );
+    assert_eq!(
+        resolve_path(Path::new("/etc/portcullis"), "/abs/a.crt"),
+        PathBuf::from("/abs/a.crt")
+    );
 }

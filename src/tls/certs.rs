@@ -68,7 +68,10 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 }
 
 /// Loads and checks `tls.certificate` and `tls.key`. Every problem found is returned.
-pub fn load_server_identity(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, Vec<Problem>> {
+pub fn load_server_identity(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<ServerIdentity, Vec<Problem>> {
     let certs = read_certificates(cert_path).map_err(|m| Problem::new("tls.certificate", m));
     let key = read_private_key(key_path).map_err(|m| Problem::new("tls.key", m));
     let (certs, key) = match (certs, key) {
@@ -95,7 +98,10 @@ pub fn load_server_identity(cert_path: &Path, key_path: &Path) -> Result<ServerI
 }
 
 /// Pairs the chain with its key, refusing a key that does not belong to the first certificate.
-fn certify(certs: Vec<CertificateDer<'static>>, key: &PrivateKeyDer<'_>) -> Result<CertifiedKey, Problem> {
+fn certify(
+    certs: Vec<CertificateDer<'static>>,
+    key: &PrivateKeyDer<'_>,
+) -> Result<CertifiedKey, Problem> {
     let signing_key = rustls::crypto::ring::sign::any_supported_type(key).map_err(|e| {
         Problem::new("tls.key", format!("the key cannot be used for TLS: {e}; use an RSA (2048+ bits), ECDSA P-256/P-384 or Ed25519 key"))
     })?;
@@ -149,25 +155,47 @@ fn inspect_chain(
     (infos, warnings)
 }
 
-fn check_validity(index: usize, info: &CertInfo, now: i64, problems: &mut Vec<Problem>, warnings: &mut Vec<String>) {
+fn check_validity(
+    index: usize,
+    info: &CertInfo,
+    now: i64,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) {
     let which = format!("certificate #{} ({})", index + 1, info.subject);
     if now > info.not_after {
-        problems.push(Problem::new("tls.certificate", format!(
-            "{which} expired on {}; renew it", format_time(info.not_after)
-        )));
+        problems.push(Problem::new(
+            "tls.certificate",
+            format!(
+                "{which} expired on {}; renew it",
+                format_time(info.not_after)
+            ),
+        ));
     } else if now < info.not_before {
-        problems.push(Problem::new("tls.certificate", format!(
-            "{which} is not valid before {}; check the clock or reissue it", format_time(info.not_before)
-        )));
+        problems.push(Problem::new(
+            "tls.certificate",
+            format!(
+                "{which} is not valid before {}; check the clock or reissue it",
+                format_time(info.not_before)
+            ),
+        ));
     } else if (info.not_after - now) / 86_400 < EXPIRY_WARNING_DAYS {
-        warnings.push(format!("{which} expires on {}", format_time(info.not_after)));
+        warnings.push(format!(
+            "{which} expires on {}",
+            format_time(info.not_after)
+        ));
     }
 }
 
 /// The facts about one certificate that `check` shows.
 fn cert_info(cert: &X509Certificate<'_>) -> CertInfo {
     let names = match cert.subject_alternative_name() {
-        Ok(Some(san)) => san.value.general_names.iter().filter_map(general_name).collect(),
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(general_name)
+            .collect(),
         _ => Vec::new(),
     };
     CertInfo {
@@ -210,6 +238,9 @@ pub fn unix_now() -> i64 {
 pub fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }

@@ -22,7 +22,10 @@ pub struct Response {
 impl Response {
     /// The first value of `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -30,7 +33,8 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body_text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body_text()))
     }
 }
 
@@ -76,7 +80,12 @@ pub fn read_response(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Resp
         match tls.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof || e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e)
+                if e.kind() == ErrorKind::UnexpectedEof
+                    || e.kind() == ErrorKind::ConnectionReset =>
+            {
+                break
+            }
             Err(e) => panic!("reading the response: {e}"),
         }
     }
@@ -84,8 +93,15 @@ pub fn read_response(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Resp
 }
 
 /// `GET`/`HEAD`/... `path` with `Host: localhost:PORT` and extra header lines.
-pub fn request(port: u16, ca_pem: &Path, method: &str, path: &str, extra_headers: &[&str]) -> Response {
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+pub fn request(
+    port: u16,
+    ca_pem: &Path,
+    method: &str,
+    path: &str,
+    extra_headers: &[&str],
+) -> Response {
+    let mut text =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
     for line in extra_headers {
         text.push_str(line);
         text.push_str("\r\n");
@@ -96,28 +112,49 @@ pub fn request(port: u16, ca_pem: &Path, method: &str, path: &str, extra_headers
 
 /// Parses status line, headers and a Content-Length, chunked or read-to-end body.
 pub fn parse(raw: &[u8]) -> Response {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response head in {:?}", String::from_utf8_lossy(raw)));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no complete response head in {:?}",
+                String::from_utf8_lossy(raw)
+            )
+        });
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok())
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
     let rest = &raw[split + 4..];
-    let chunked = headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
-    Response { status, headers, body }
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             break;
         }

@@ -31,7 +31,11 @@ pub fn require_tool(tool: &str) -> PathBuf {
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts TCP connections on `port`, or panics with `log`'s text.
@@ -42,11 +46,17 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited with {status} before listening:\n{}", read(log));
+            panic!(
+                "{what} exited with {status} before listening:\n{}",
+                read(log)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{what} did not listen on port {port} within 30 s:\n{}", read(log));
+    panic!(
+        "{what} did not listen on port {port} within 30 s:\n{}",
+        read(log)
+    );
 }
 
 /// A file's text, or an empty string.
@@ -64,7 +74,11 @@ impl Proc {
     fn spawn(mut cmd: Command, log: PathBuf) -> Proc {
         let out = fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn()
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         Proc { child, log }
     }
@@ -141,10 +155,7 @@ impl Pki {
 
     /// A folder holding only `ca.crt`, as `--dest-cert-dir` / certs.d expect.
     pub fn client_cert_dir(&self) -> PathBuf {
-        let dir = self.dir.path().join("certs.d");
-        fs::create_dir_all(&dir).unwrap();
-        fs::copy(&self.set.ca_cert, dir.join("ca.crt")).unwrap();
-        dir
+        self.set.trust_dir.clone()
     }
 }
 
@@ -166,9 +177,15 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = dir.path().join("portcullis.toml");
-        fs::write(&config, gateway_config(port, upstream, pki, extra, tls_extra)).unwrap();
+        fs::write(
+            &config,
+            gateway_config(port, upstream, pki, extra, tls_extra),
+        )
+        .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        cmd.args(["serve", "--config"]).arg(&config).env_remove("RUST_LOG");
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG");
         let mut proc = Proc::spawn(cmd, dir.path().join("portcullis.log"));
         wait_for_port(port, &mut proc.child, "portcullis", &proc.log);
         Gateway { port, dir, proc }
@@ -180,7 +197,13 @@ impl Gateway {
 }
 
 /// The config text the harness starts Portcullis with.
-pub fn gateway_config(port: u16, upstream: &str, pki: &Pki, extra: &str, tls_extra: &str) -> String {
+pub fn gateway_config(
+    port: u16,
+    upstream: &str,
+    pki: &Pki,
+    extra: &str,
+    tls_extra: &str,
+) -> String {
     let (top, sections) = split_extra(extra);
     format!(
         "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
@@ -191,7 +214,14 @@ pub fn gateway_config(port: u16, upstream: &str, pki: &Pki, extra: &str, tls_ext
 
 /// Splits extra TOML into the part before its first `[section]` and the rest.
 fn split_extra(extra: &str) -> (&str, &str) {
-    match extra.find("\n[").map(|i| i + 1).or(if extra.starts_with('[') { Some(0) } else { None }) {
+    match extra
+        .find("\n[")
+        .map(|i| i + 1)
+        .or(if extra.starts_with('[') {
+            Some(0)
+        } else {
+            None
+        }) {
         Some(i) => extra.split_at(i),
         None => (extra, ""),
     }

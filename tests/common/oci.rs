@@ -59,13 +59,19 @@ fn write_blob(layout: &Path, data: &[u8]) -> Blob {
     let dir = layout.join("blobs/sha256");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join(digest.trim_start_matches("sha256:")), data).unwrap();
-    Blob { digest, size: data.len() }
+    Blob {
+        digest,
+        size: data.len(),
+    }
 }
 
 /// `data` in gzip framing with stored (uncompressed) deflate blocks.
 fn gzip_stored(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() + 1024), flate2::Compression::none());
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() + 1024),
+        flate2::Compression::none(),
+    );
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }
@@ -74,9 +80,16 @@ fn gzip_stored(data: &[u8]) -> Vec<u8> {
 /// entry of `layers` (each an uncompressed tar).
 pub fn write_layout(layout: &Path, tag: &str, layers: &[Vec<u8>]) -> Image {
     fs::create_dir_all(layout).unwrap();
-    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
-    let layer_blobs: Vec<Blob> = layers.iter().map(|l| write_blob(layout, &gzip_stored(l))).collect();
+    let layer_blobs: Vec<Blob> = layers
+        .iter()
+        .map(|l| write_blob(layout, &gzip_stored(l)))
+        .collect();
     let config = json!({
         "architecture": "amd64",
         "os": "linux",
@@ -102,11 +115,16 @@ pub fn write_layout(layout: &Path, tag: &str, layers: &[Vec<u8>]) -> Image {
         }]
     });
     fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    Image { manifest: manifest_blob, layers: layer_blobs }
+    Image {
+        manifest: manifest_blob,
+        layers: layer_blobs,
+    }
 }
 
 /// The bytes of blob `digest` in `layout`.
 pub fn read_blob(layout: &Path, digest: &str) -> Vec<u8> {
-    let path = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let path = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
     fs::read(&path).unwrap_or_else(|e| panic!("blob {digest} not in {}: {e}", layout.display()))
 }
