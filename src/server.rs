@@ -25,10 +25,12 @@ pub fn serve(config: Config) -> Result<(), String> {
     check_bindable(&config.listen)?;
     tls::install_crypto_provider(config.tls.min_version)?;
 
-    let mut server_conf = ServerConf::default();
-    server_conf.threads = config.threads;
-    server_conf.grace_period_seconds = Some(config.grace_period.as_secs());
-    server_conf.graceful_shutdown_timeout_seconds = Some(1);
+    let server_conf = ServerConf {
+        threads: config.threads,
+        grace_period_seconds: Some(config.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 

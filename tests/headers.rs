@@ -85,7 +85,7 @@ fn upload_location_is_https_for_the_host_the_client_used() {
     assert!(location.starts_with(&expected), "{location}");
 
     // Another Host (e.g. the DNS name behind a load balancer) is kept, port included.
-    let other = format!("POST /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: registry.example.com:8443\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let other = "POST /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: registry.example.com:8443\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     let r = common::client::send(gw.port, ca, other.as_bytes());
     let location = r.header("Location").expect("Location");
     assert!(
