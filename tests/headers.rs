@@ -254,3 +254,118 @@ fn credentials_and_cookies_never_reach_the_access_log() {
         );
     }
 }
+
+/// Sends `body` with `method` to `path` and returns the answer.
+fn send_body(
+    gw: &Gateway,
+    pki: &Pki,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> common::client::Response {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        gw.host(),
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    common::client::send(gw.port, &pki.set.ca_cert, &raw)
+}
+
+#[test]
+fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
+    let registry = Registry::start();
+    let pki = Pki::new();
+    let gw = Gateway::start(&registry.url(), &pki, "");
+    let ca = &pki.set.ca_cert;
+
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = common::oci::digest(config);
+    let started = request(
+        gw.port,
+        ca,
+        "POST",
+        "/v2/team/app/blobs/uploads/",
+        &["Content-Length: 0"],
+    );
+    let location = started.header("Location").expect("Location");
+    let upload = location
+        .strip_prefix(&format!("https://{}", gw.host()))
+        .unwrap();
+    let put_blob = send_body(
+        &gw,
+        &pki,
+        "PUT",
+        &format!("{upload}&digest={config_digest}"),
+        "application/octet-stream",
+        config,
+    );
+    assert_eq!(put_blob.status, 201, "{}", put_blob.body_text());
+
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    let put = send_body(
+        &gw,
+        &pki,
+        "PUT",
+        "/v2/team/app/manifests/v1",
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+    );
+    assert_eq!(put.status, 201, "{}", put.body_text());
+
+    let head = request(
+        gw.port,
+        ca,
+        "HEAD",
+        "/v2/team/app/manifests/v1",
+        &["Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(manifest.len().to_string().as_str())
+    );
+    assert_eq!(
+        head.header("Docker-Content-Digest"),
+        Some(common::oci::digest(manifest.as_bytes()).as_str())
+    );
+    assert_eq!(head.header(API_VERSION_HEADER), Some("registry/2.0"));
+
+    let range = request(
+        gw.port,
+        ca,
+        "GET",
+        &format!("/v2/team/app/blobs/{config_digest}"),
+        &["Range: bytes=1-4"],
+    );
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, config[1..=4].to_vec());
+}
+
+#[test]
+fn access_log_can_be_json() {
+    let registry = Registry::start();
+    let pki = Pki::new();
+    let gw = Gateway::start(&registry.url(), &pki, "[log]\nformat = \"json\"");
+    assert_eq!(
+        request(gw.port, &pki.set.ca_cert, "GET", "/v2/", &[]).status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = gw.proc.log_text();
+    let access = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "portcullis::access")
+        .unwrap_or_else(|| panic!("no JSON access line in:\n{log}"));
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["path"], "/v2/");
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["client"], "127.0.0.1");
+}
