@@ -128,7 +128,7 @@ impl Config {
 
     /// Parses and validates TOML text; relative paths resolve against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| vec![toml_problem(&e)])?;
+        let file: FileConfig = toml::from_str(text).map_err(|e| vec![toml_problem(&e, text)])?;
         Self::from_file(file, base)
     }
 
@@ -181,19 +181,41 @@ fn collect<T>(result: Result<T, Vec<Problem>>, problems: &mut Vec<Problem>) -> O
     result.map_err(|mut p| problems.append(&mut p)).ok()
 }
 
-/// A TOML syntax or type error, with the key toml names in its message.
-fn toml_problem(e: &toml::de::Error) -> Problem {
+/// A TOML syntax or type error, named by the dotted key on the line it points at.
+fn toml_problem(e: &toml::de::Error, text: &str) -> Problem {
     let message = e.message().trim().to_string();
     let hint = if message.starts_with("unknown field") {
         "; remove it or fix its spelling (see the key reference in README.md)"
     } else {
         ""
     };
-    let position = e
-        .span()
-        .map(|s| format!(" (at byte {})", s.start))
-        .unwrap_or_default();
-    Problem::new("(syntax)", format!("{message}{hint}{position}"))
+    let Some(offset) = e.span().map(|s| s.start.min(text.len())) else {
+        return Problem::new("(file)", format!("{message}{hint}"));
+    };
+    let line_no = text[..offset].matches('\n').count() + 1;
+    Problem::new(
+        key_at(text, offset),
+        format!("{message}{hint} (line {line_no})"),
+    )
+}
+
+/// The dotted key written on the line holding byte `offset`: the last `[table]` header
+/// before it, joined with the text left of `=` on that line.
+fn key_at(text: &str, offset: usize) -> String {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim());
+    let key = line.split('=').next().unwrap_or_default().trim();
+    match (table, key.is_empty() || key.starts_with('[')) {
+        (_, true) => table.unwrap_or("(file)").to_string(),
+        (Some(table), false) => format!("{table}.{key}"),
+        (None, false) => key.to_string(),
+    }
 }
 
 fn default_threads() -> usize {

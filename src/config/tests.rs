@@ -40,7 +40,22 @@ fn unknown_key_is_an_error_naming_it() {
     let (dir, text) = fixture();
     let err =
         Config::from_toml(&format!("{text}\nclient_max_body_size = 0\n"), dir.path()).unwrap_err();
-    assert!(err[0].message.contains("client_max_body_size"), "{err:?}");
+    assert_eq!(err[0].key, "tls.client_max_body_size", "{err:?}");
+    assert!(err[0].message.contains("unknown field"), "{err:?}");
+}
+
+#[test]
+fn type_errors_name_the_dotted_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Config::from_toml(
+        "upstream = \"http://127.0.0.1:5000\"\n\n[timeouts]\nidle = \"15m\"\n",
+        dir.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err[0].key, "timeouts.idle", "{err:?}");
+    assert!(err[0].message.contains("line 4"), "{err:?}");
+    let top = Config::from_toml("upstream = 5\n", dir.path()).unwrap_err();
+    assert_eq!(top[0].key, "upstream", "{top:?}");
 }
 
 #[test]
