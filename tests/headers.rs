@@ -4,7 +4,7 @@
 mod common;
 
 use common::client::request;
-use common::{Gateway, Pki, Registry};
+use common::{Gateway, Pki, Registry, Stack};
 use portcullis::errors::API_VERSION_HEADER;
 
 /// Waits for the registry's "response completed" line for the request with `user_agent`.
@@ -36,9 +36,11 @@ fn remote_addr(line: &str) -> &str {
 
 #[test]
 fn registry_answers_carry_the_api_version_header() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let ca = &pki.set.ca_cert;
 
     let get = request(gw.port, ca, "GET", "/v2/", &[]);
@@ -67,9 +69,11 @@ fn registry_answers_carry_the_api_version_header() {
 
 #[test]
 fn upload_location_is_https_for_the_host_the_client_used() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let ca = &pki.set.ca_cert;
 
     let started = request(
@@ -94,21 +98,30 @@ fn upload_location_is_https_for_the_host_the_client_used() {
     );
 }
 
+/// Starts an upload through a gateway configured with `extra`, sending `headers`; returns
+/// the Location the registry built and the client address the registry saw.
+fn upload_seen_by_registry(
+    extra: &str,
+    user_agent: &str,
+    headers: &[&str],
+) -> (String, String, u16) {
+    let stack = Stack::start(extra);
+    let agent = format!("User-Agent: {user_agent}");
+    let mut all = vec!["Content-Length: 0", agent.as_str()];
+    all.extend_from_slice(headers);
+    let r = stack.request("POST", "/v2/team/app/blobs/uploads/", &all);
+    assert_eq!(r.status, 202, "{}", r.body_text());
+    let location = r.header("Location").unwrap().to_string();
+    let seen = remote_addr(&registry_line(&stack.registry, user_agent)).to_string();
+    (location, seen, stack.gw.port)
+}
+
 #[test]
 fn spoofed_forwarding_headers_from_an_untrusted_client_are_dropped() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
-    let ca = &pki.set.ca_cert;
-
-    let r = request(
-        gw.port,
-        ca,
-        "POST",
-        "/v2/team/app/blobs/uploads/",
+    let (location, seen, port) = upload_seen_by_registry(
+        "",
+        "spoof-untrusted",
         &[
-            "Content-Length: 0",
-            "User-Agent: spoof-untrusted",
             "X-Forwarded-For: 6.6.6.6",
             "X-Real-IP: 6.6.6.6",
             "X-Forwarded-Proto: http",
@@ -116,54 +129,37 @@ fn spoofed_forwarding_headers_from_an_untrusted_client_are_dropped() {
             "Forwarded: for=6.6.6.6;proto=http;host=evil.example",
         ],
     );
-    assert_eq!(r.status, 202);
-    let location = r.header("Location").unwrap();
     assert!(
-        location.starts_with(&format!("https://localhost:{}/", gw.port)),
+        location.starts_with(&format!("https://localhost:{port}/")),
         "{location}"
     );
-    assert_eq!(
-        remote_addr(&registry_line(&registry, "spoof-untrusted")),
-        "127.0.0.1"
-    );
+    assert_eq!(seen, "127.0.0.1");
 }
 
 #[test]
 fn forwarding_headers_from_a_trusted_proxy_are_kept() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "trusted_proxies = [\"127.0.0.0/8\"]");
-    let ca = &pki.set.ca_cert;
-
-    let r = request(
-        gw.port,
-        ca,
-        "POST",
-        "/v2/team/app/blobs/uploads/",
+    let (location, seen, _) = upload_seen_by_registry(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "spoof-trusted",
         &[
-            "Content-Length: 0",
-            "User-Agent: spoof-trusted",
             "X-Forwarded-For: 198.51.100.7",
             "X-Forwarded-Host: registry.example.com",
         ],
     );
-    assert_eq!(r.status, 202);
-    let location = r.header("Location").unwrap();
     assert!(
         location.starts_with("https://registry.example.com/v2/"),
         "{location}"
     );
-    assert_eq!(
-        remote_addr(&registry_line(&registry, "spoof-trusted")),
-        "198.51.100.7"
-    );
+    assert_eq!(seen, "198.51.100.7");
 }
 
 #[test]
 fn backend_down_gives_a_registry_shaped_502() {
-    let mut registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        mut registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let ca = &pki.set.ca_cert;
     registry.stop();
 
@@ -200,9 +196,7 @@ fn backend_down_gives_a_registry_shaped_502() {
 
 #[test]
 fn gateway_answers_paths_outside_v2_itself() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack { registry, pki, gw } = Stack::start("");
     let ca = &pki.set.ca_cert;
 
     assert_eq!(request(gw.port, ca, "GET", "/", &[]).status, 200);
@@ -224,9 +218,11 @@ fn gateway_answers_paths_outside_v2_itself() {
 
 #[test]
 fn credentials_and_cookies_never_reach_the_access_log() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let r = request(
         gw.port,
         &pki.set.ca_cert,
@@ -276,9 +272,11 @@ fn send_body(
 
 #[test]
 fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let ca = &pki.set.ca_cert;
 
     let config =
@@ -350,9 +348,11 @@ fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
 
 #[test]
 fn access_log_can_be_json() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "[log]\nformat = \"json\"");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("[log]\nformat = \"json\"");
     assert_eq!(
         request(gw.port, &pki.set.ca_cert, "GET", "/v2/", &[]).status,
         200

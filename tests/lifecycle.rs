@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::client::{connect, read_response, request, Response};
-use common::{Gateway, Pki, Registry};
+use common::{Gateway, Pki, Stack};
 
 /// Starts a blob upload and returns the path (with query) of its upload URL.
 fn start_upload(gw: &Gateway, pki: &Pki) -> String {
@@ -55,9 +55,11 @@ fn slow_patch(
 
 #[test]
 fn idle_timeout_does_not_cut_a_slow_transfer_that_keeps_moving() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "[timeouts]\nidle = 2");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("[timeouts]\nidle = 2");
     let path = start_upload(&gw, &pki);
     // Six gaps of one second: the transfer lasts three times the idle timeout.
     let r = slow_patch(&gw, &pki, &path, 6, Duration::from_secs(1), || {});
@@ -70,9 +72,11 @@ fn idle_timeout_does_not_cut_a_slow_transfer_that_keeps_moving() {
 
 #[test]
 fn idle_timeout_cuts_a_stalled_upload() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "[timeouts]\nidle = 1");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("[timeouts]\nidle = 1");
     let path = start_upload(&gw, &pki);
     let mut tls = connect(gw.port, &pki.set.ca_cert);
     write!(tls, "PATCH {path} HTTP/1.1\r\nHost: localhost:{}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n", gw.port).unwrap();
@@ -91,9 +95,11 @@ fn idle_timeout_cuts_a_stalled_upload() {
 
 #[test]
 fn sigterm_lets_an_upload_in_flight_finish_then_exits() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let mut gw = Gateway::start(&registry.url(), &pki, "[shutdown]\ngrace_period = 60");
+    let Stack {
+        registry: _registry,
+        pki,
+        mut gw,
+    } = Stack::start("[shutdown]\ngrace_period = 60");
     let path = start_upload(&gw, &pki);
     let pid = gw.proc.child.id().to_string();
     let port = gw.port;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::oci::{self, Image};
-use common::{require_tool, Gateway, Pki, Registry};
+use common::{require_tool, Gateway, Pki, Stack};
 
 /// Runs skopeo hermetically (own policy and empty auth file) and returns its stdout.
 fn skopeo(work: &Path, args: &[&str]) -> Vec<u8> {
@@ -70,9 +70,11 @@ fn round_trip(gw: &Gateway, pki: &Pki, layout: &Path, image: &Image, work: &Path
 
 #[test]
 fn skopeo_pushes_and_pulls_a_50_mib_layer_through_the_gateway() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let tiny = oci::tar_with_file("hello.txt", b"hello through portcullis\n");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::oci::{digest, random_bytes};
-use common::{require_tool, Gateway, Pki, Registry};
+use common::{require_tool, Stack};
 
 /// Runs curl against the gateway, returning (status line + headers, body file bytes).
 fn curl(ca: &Path, http: &str, args: &[&str]) -> (String, Vec<u8>) {
@@ -44,9 +44,11 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn blob_round_trip(http: &str, proto_in_log: &str) {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let ca = &pki.set.ca_cert;
     let base = format!("https://localhost:{}", gw.port);
     let work = tempfile::tempdir().unwrap();

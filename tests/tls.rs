@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use common::{Gateway, Pki, Registry};
+use common::{Pki, Stack};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
@@ -55,9 +55,11 @@ fn client(
 
 #[test]
 fn serves_leaf_and_intermediate_and_negotiates_h2() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let all = rustls::ALL_VERSIONS;
 
     let conn = handshake(gw.port, client(&pki, &[b"h2", b"http/1.1"], all))
@@ -81,9 +83,11 @@ fn serves_leaf_and_intermediate_and_negotiates_h2() {
 
 #[test]
 fn http2_can_be_turned_off() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start_with_tls(&registry.url(), &pki, "", "http2 = false");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start_with_tls("", "http2 = false");
     let conn = handshake(
         gw.port,
         client(&pki, &[b"h2", b"http/1.1"], rustls::ALL_VERSIONS),
@@ -94,9 +98,11 @@ fn http2_can_be_turned_off() {
 
 #[test]
 fn min_version_1_3_refuses_tls_1_2() {
-    let registry = Registry::start();
-    let pki = Pki::new();
-    let gw = Gateway::start_with_tls(&registry.url(), &pki, "", "min_version = \"1.3\"");
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start_with_tls("", "min_version = \"1.3\"");
     let refused = handshake(
         gw.port,
         client(&pki, &[b"http/1.1"], &[&rustls::version::TLS12]),
@@ -108,10 +114,12 @@ fn min_version_1_3_refuses_tls_1_2() {
 
 #[test]
 fn a_client_that_does_not_trust_our_ca_fails_and_the_gateway_keeps_serving() {
-    let registry = Registry::start();
-    let pki = Pki::new();
+    let Stack {
+        registry: _registry,
+        pki,
+        gw,
+    } = Stack::start("");
     let stranger = Pki::new();
-    let gw = Gateway::start(&registry.url(), &pki, "");
     assert!(handshake(
         gw.port,
         client(&stranger, &[b"http/1.1"], rustls::ALL_VERSIONS)

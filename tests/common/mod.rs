@@ -226,3 +226,35 @@ fn split_extra(extra: &str) -> (&str, &str) {
         None => (extra, ""),
     }
 }
+
+/// The usual test set-up: a registry, certificates, and Portcullis in front.
+pub struct Stack {
+    pub registry: Registry,
+    pub pki: Pki,
+    pub gw: Gateway,
+}
+
+impl Stack {
+    /// Registry + Portcullis with `extra` config (see [`Gateway::start`]).
+    pub fn start(extra: &str) -> Stack {
+        Self::start_with_tls(extra, "")
+    }
+
+    /// Like [`Stack::start`], with `tls_extra` lines in `[tls]`.
+    pub fn start_with_tls(extra: &str, tls_extra: &str) -> Stack {
+        let registry = Registry::start();
+        let pki = Pki::new();
+        let gw = Gateway::start_with_tls(&registry.url(), &pki, extra, tls_extra);
+        Stack { registry, pki, gw }
+    }
+
+    /// The CA file clients trust.
+    pub fn ca(&self) -> &Path {
+        &self.pki.set.ca_cert
+    }
+
+    /// `method path` with extra header lines, through the gateway.
+    pub fn request(&self, method: &str, path: &str, headers: &[&str]) -> client::Response {
+        client::request(self.gw.port, self.ca(), method, path, headers)
+    }
+}
