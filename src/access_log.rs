@@ -37,6 +37,7 @@ pub fn log_request(
     session: &Session,
     error: Option<&Error>,
     client_ip: Option<IpAddr>,
+    user: Option<&str>,
     started: Instant,
 ) {
     let req = session.req_header();
@@ -55,7 +56,7 @@ pub fn log_request(
         bytes_out = session.body_bytes_sent(),
         duration_ms = started.elapsed().as_millis() as u64,
         http,
-        user = "-",
+        user = user.unwrap_or("-"),
         error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
         "request"
     );

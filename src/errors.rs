@@ -29,6 +29,12 @@ pub enum GatewayError {
     MethodNotAllowed(&'static str),
     /// The request itself is malformed (e.g. an unusable Host).
     BadRequest(&'static str),
+    /// No or wrong credentials: 401 with a Basic challenge for `realm`.
+    Unauthorized { realm: String },
+    /// Authenticated (or identified by certificate) but not allowed.
+    Denied(&'static str),
+    /// Too many failed logins from this address; try again after `retry_after` seconds.
+    TooManyRequests { retry_after: u64 },
 }
 
 /// The complete answer for a [`GatewayError`]: status, headers and body.
@@ -65,6 +71,17 @@ impl GatewayError {
                 "the operation is unsupported",
             ),
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", message),
+            Self::Unauthorized { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+            ),
+            Self::Denied(message) => (StatusCode::FORBIDDEN, "DENIED", message),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                "too many failed login attempts; try again later",
+            ),
         }
     }
 
@@ -89,8 +106,15 @@ impl GatewayError {
         if under_v2 {
             headers.push((API_VERSION_HEADER, API_VERSION.to_string()));
         }
-        if let Self::MethodNotAllowed(allow) = self {
-            headers.push(("Allow", (*allow).to_string()));
+        match self {
+            Self::MethodNotAllowed(allow) => headers.push(("Allow", (*allow).to_string())),
+            Self::Unauthorized { realm } => {
+                headers.push(("WWW-Authenticate", format!("Basic realm=\"{realm}\"")))
+            }
+            Self::TooManyRequests { retry_after } => {
+                headers.push(("Retry-After", retry_after.to_string()))
+            }
+            _ => {}
         }
         GatewayResponse {
             status,
@@ -167,6 +191,17 @@ mod tests {
                 "UNSUPPORTED",
             ),
             (GatewayError::BadRequest("bad host"), 400, "UNSUPPORTED"),
+            (
+                GatewayError::Unauthorized { realm: "R".into() },
+                401,
+                "UNAUTHORIZED",
+            ),
+            (GatewayError::Denied("no"), 403, "DENIED"),
+            (
+                GatewayError::TooManyRequests { retry_after: 5 },
+                429,
+                "TOOMANYREQUESTS",
+            ),
         ];
         for (err, status, code) in cases {
             let r = err.response(false);
@@ -174,6 +209,25 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(v["errors"][0]["code"], code, "{err:?}");
         }
+    }
+
+    #[test]
+    fn unauthorized_is_exactly_what_registry_clients_expect() {
+        let r = GatewayError::Unauthorized {
+            realm: "Registry Realm".into(),
+        }
+        .response(true);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Basic realm=\"Registry Realm\"")
+        );
+        assert_eq!(header(&r, API_VERSION_HEADER), Some("registry/2.0"));
+        assert_eq!(
+            &r.body[..],
+            b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":null}]}\n"
+        );
+        let t = GatewayError::TooManyRequests { retry_after: 42 }.response(true);
+        assert_eq!(header(&t, "retry-after"), Some("42"));
     }
 
     #[test]

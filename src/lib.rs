@@ -5,6 +5,7 @@
 //! TOML into a validated [`config::Config`]; [`proxy`] wires pingora's hooks to them.
 
 pub mod access_log;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod devcerts;

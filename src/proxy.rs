@@ -15,15 +15,20 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::access_log;
+use crate::auth::{Attempt, Authenticator};
 use crate::config::Config;
 use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
-use crate::headers::{effective_host, plan_forwarding, ForwardingInput, FORWARDING_HEADERS};
+use crate::headers::{
+    effective_host, plan_forwarding, Forwarding, ForwardingInput, FORWARDING_HEADERS,
+};
 use crate::lifecycle::{InFlight, InFlightGuard};
 use crate::registry::{classify, Route};
+use crate::tls::client_auth::ClientIdentity;
 
-/// The gateway: configuration plus the shared in-flight counter.
+/// The gateway: configuration, authentication state and the shared in-flight counter.
 pub struct Gateway {
     pub config: Arc<Config>,
+    pub auth: Authenticator,
     pub in_flight: InFlight,
 }
 
@@ -31,7 +36,11 @@ pub struct Gateway {
 pub struct RequestCtx {
     started: Instant,
     route: Route,
+    /// Host the client addressed, and the forwarding headers for the backend.
+    host: Option<String>,
+    forwarding: Option<Forwarding>,
     client_ip: Option<IpAddr>,
+    user: Option<String>,
     _in_flight: InFlightGuard,
 }
 
@@ -41,6 +50,53 @@ impl Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_canonical())
+    }
+
+    /// The forwarding plan for this request (see [`plan_forwarding`]).
+    fn forwarding(&self, session: &Session) -> (Option<String>, Forwarding) {
+        let req = session.req_header();
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let host = effective_host(header("host"), req.uri.authority().map(|a| a.as_str()))
+            .map(str::to_string);
+        let input = ForwardingInput {
+            peer: Self::peer_ip(session),
+            host: host.as_deref(),
+            x_forwarded_for: req
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect(),
+            x_forwarded_proto: header("x-forwarded-proto"),
+            x_forwarded_host: header("x-forwarded-host"),
+        };
+        let plan = plan_forwarding(&input, &self.config.trusted_proxies);
+        (host, plan)
+    }
+
+    /// Authenticates a `/v2/` request; `Some(answer)` refuses it.
+    async fn authenticate(&self, session: &Session, ctx: &mut RequestCtx) -> Option<GatewayError> {
+        let identity: Option<ClientIdentity> = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|tls| tls.extension.get::<ClientIdentity>())
+            .cloned();
+        let attempt = Attempt {
+            client_ip: ctx.client_ip,
+            authorization: session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+            certificate: identity.as_ref(),
+        };
+        match self.auth.authenticate(attempt).await {
+            Ok(principal) => {
+                ctx.user = Some(principal.user).filter(|u| !u.is_empty());
+                None
+            }
+            Err(refusal) => Some(refusal),
+        }
     }
 }
 
@@ -52,7 +108,10 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             started: Instant::now(),
             route: Route::Other,
+            host: None,
+            forwarding: None,
             client_ip: None,
+            user: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -68,18 +127,27 @@ impl ProxyHttp for Gateway {
         session.set_write_timeout(Some(t.idle));
         session.set_keepalive(Some(t.keepalive.as_secs()));
         ctx.route = classify(session.req_header().uri.path());
-        ctx.client_ip = Self::peer_ip(session);
+        let (host, forwarding) = self.forwarding(session);
+        ctx.client_ip = forwarding.client_ip;
+        ctx.host = host;
+        ctx.forwarding = Some(forwarding);
         Ok(())
     }
 
-    /// Answers `/` and unknown paths at the gateway; lets `/v2/` through.
+    /// Answers `/` and unknown paths at the gateway; lets authenticated `/v2/` through.
     async fn request_filter(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         match ctx.route {
-            Route::RegistryApi => Ok(false),
+            Route::RegistryApi => match self.authenticate(session, ctx).await {
+                None => Ok(false),
+                Some(refusal) => {
+                    write_answer(session, &refusal.response(true)).await?;
+                    Ok(true)
+                }
+            },
             Route::Health => {
                 let method = &session.req_header().method;
                 if method == Method::GET || method == Method::HEAD {
@@ -114,38 +182,25 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
-    /// `Host` as the client sent it (or HTTP/2's `:authority`), and the gateway's own
-    /// forwarding headers in place of any the client sent.
+    /// `Host` as the client sent it (or HTTP/2's `:authority`), the gateway's own
+    /// forwarding headers in place of any the client sent, and no `Authorization` unless
+    /// `auth.forward_authorization`.
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let header = |name: &str| upstream.headers.get(name).and_then(|v| v.to_str().ok());
-        let host = effective_host(header("host"), upstream.uri.authority().map(|a| a.as_str()))
-            .map(str::to_string);
-        let input = ForwardingInput {
-            peer: Self::peer_ip(session),
-            host: host.as_deref(),
-            x_forwarded_for: upstream
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect(),
-            x_forwarded_proto: header("x-forwarded-proto"),
-            x_forwarded_host: header("x-forwarded-host"),
-        };
-        let plan = plan_forwarding(&input, &self.config.trusted_proxies);
-        ctx.client_ip = plan.client_ip;
         for name in FORWARDING_HEADERS {
             upstream.remove_header(name);
         }
-        if let Some(host) = host {
-            upstream.insert_header("Host", host)?;
+        if !self.config.auth.forward_authorization {
+            upstream.remove_header(&http::header::AUTHORIZATION);
         }
-        for (name, value) in plan.set {
+        if let Some(host) = ctx.host.take() {
+            upstream.insert_header(http::header::HOST, host)?;
+        }
+        for (name, value) in ctx.forwarding.take().map(|f| f.set).unwrap_or_default() {
             upstream.insert_header(name, value)?;
         }
         Ok(())
@@ -192,7 +247,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if self.config.log.access {
-            access_log::log_request(session, e, ctx.client_ip, ctx.started);
+            access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }
     }
 }

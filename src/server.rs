@@ -8,10 +8,12 @@ use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::lifecycle::{GracefulStop, InFlight};
 use crate::proxy::Gateway;
 use crate::tls;
+use crate::tls::client_auth::PeerRecorder;
 
 /// HTTP/2 flow-control windows. The 64 KiB protocol default makes h2 uploads several times
 /// slower than HTTP/1.1 on a fast link; 8 MiB per stream and 16 MiB per connection keep
@@ -37,6 +39,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
     let in_flight = InFlight::default();
     let gateway = Gateway {
+        auth: Authenticator::from_config(&config),
         config: Arc::clone(&config),
         in_flight: in_flight.clone(),
     };
@@ -44,6 +47,10 @@ pub fn serve(config: Config) -> Result<(), String> {
     for addr in &config.listen {
         let settings = tls::listener_settings(&config.tls).map_err(|e| format!("tls: {e}"))?;
         service.add_tls_with_settings(&addr.to_string(), None, settings);
+    }
+    if let Some(client_auth) = &config.tls.client_auth {
+        let recorder = PeerRecorder(Arc::clone(&client_auth.peers));
+        service.endpoints().set_pre_tls_callback(Arc::new(recorder));
     }
     if let Some(proxy) = service.app_logic_mut() {
         let mut h2 = default_h2_options();

@@ -22,7 +22,7 @@ fn portcullis(args: &[&str], config: &Path) -> Output {
 /// Writes a config into `pki`'s folder: a valid one with `edit` applied to its text.
 fn config_with(pki: &Pki, edit: impl Fn(String) -> String) -> std::path::PathBuf {
     let good = format!(
-        "listen = [\"127.0.0.1:{}\"]\nupstream = \"http://127.0.0.1:5000\"\n[tls]\ncertificate = \"server.crt\"\nkey = \"server.key\"\n",
+        "listen = [\"127.0.0.1:{}\"]\nupstream = \"http://127.0.0.1:5000\"\nauth.allow_unauthenticated = true\n[tls]\ncertificate = \"server.crt\"\nkey = \"server.key\"\n",
         free_port()
     );
     let path = pki.dir.path().join("portcullis.toml");
@@ -150,7 +150,7 @@ fn certs_command_writes_a_set_that_check_accepts() {
     };
     assert_eq!(key_mode, 0o600, "private keys are owner-only");
     let config = dir.path().join("p.toml");
-    fs::write(&config, "upstream = \"http://127.0.0.1:5000\"\n[tls]\ncertificate = \"server.crt\"\nkey = \"server.key\"\n").unwrap();
+    fs::write(&config, "upstream = \"http://127.0.0.1:5000\"\nauth.allow_unauthenticated = true\n[tls]\ncertificate = \"server.crt\"\nkey = \"server.key\"\n").unwrap();
     let check = portcullis(&["check"], &config);
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{stdout}");

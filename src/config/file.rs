@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub shutdown: FileShutdown,
     #[serde(default)]
     pub log: FileLog,
+    #[serde(default)]
+    pub auth: FileAuth,
 }
 
 /// `[tls]`
@@ -45,6 +47,150 @@ pub struct FileTls {
     /// Offer HTTP/2 by ALPN besides HTTP/1.1. Default `true`.
     #[serde(default = "default_true")]
     pub http2: bool,
+    /// Client certificates. Default: not asked for.
+    pub client_auth: Option<FileClientAuth>,
+}
+
+/// `[tls.client_auth]`, like registry:2's `http.tls.clientcas`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClientAuth {
+    /// PEM files of the CAs that issue client certificates; each may hold several.
+    #[serde(default)]
+    pub cas: Vec<String>,
+    /// `"require"` (default): no valid certificate, no connection. `"optional"`: a presented
+    /// certificate must be valid; without one, Basic auth decides.
+    #[serde(default)]
+    pub mode: FileClientAuthMode,
+    /// PEM CRL files; a revoked certificate fails the handshake. Default none.
+    #[serde(default)]
+    pub crls: Vec<String>,
+    /// Which field names the user: `"cn"` (default), `"san-dns"`, `"san-email"`, `"san-uri"`.
+    #[serde(default)]
+    pub user_from: FileUserFrom,
+}
+
+/// `tls.client_auth.mode`
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileClientAuthMode {
+    #[default]
+    Require,
+    Optional,
+}
+
+/// `tls.client_auth.user_from`
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileUserFrom {
+    #[default]
+    Cn,
+    SanDns,
+    SanEmail,
+    SanUri,
+}
+
+/// `[auth]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuth {
+    /// With Basic auth and client certificates both configured: `"all"` (default, both
+    /// needed) or `"any"` (either is enough).
+    #[serde(default)]
+    pub require: FileRequire,
+    /// Without any method configured Portcullis refuses to start unless this is `true`
+    /// ("TLS only, no auth", for a network where every client is trusted). Default `false`.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// Pass the client's `Authorization` header on to the registry. Default `false`.
+    #[serde(default)]
+    pub forward_authorization: bool,
+    pub htpasswd: Option<FileHtpasswd>,
+    #[serde(default)]
+    pub throttle: FileThrottle,
+    #[serde(default)]
+    pub cache: FileCache,
+}
+
+/// `auth.require`
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileRequire {
+    #[default]
+    All,
+    Any,
+}
+
+/// `[auth.htpasswd]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHtpasswd {
+    /// Apache htpasswd file with bcrypt hashes. Required. Re-read when it changes.
+    pub path: Option<String>,
+    /// Realm of the Basic challenge. Default `"Registry Realm"`.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// bcrypt checks run at once, off the request threads. Default: one per CPU.
+    pub workers: Option<usize>,
+}
+
+/// `[auth.throttle]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileThrottle {
+    /// Failed logins from one address within `window` before it gets 429. Default 10;
+    /// 0 turns throttling off.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Seconds. Default 60.
+    #[serde(default = "default_window")]
+    pub window: u64,
+}
+
+/// `[auth.cache]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCache {
+    /// Seconds a verified user/password pair is trusted without bcrypt. Default 60; 0 off.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl: u64,
+    /// Most pairs remembered. Default 10000.
+    #[serde(default = "default_cache_capacity")]
+    pub capacity: usize,
+}
+
+fn default_realm() -> String {
+    "Registry Realm".to_string()
+}
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_window() -> u64 {
+    60
+}
+fn default_cache_ttl() -> u64 {
+    60
+}
+fn default_cache_capacity() -> usize {
+    10_000
+}
+
+impl Default for FileThrottle {
+    fn default() -> Self {
+        Self {
+            max_failures: default_max_failures(),
+            window: default_window(),
+        }
+    }
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        Self {
+            ttl: default_cache_ttl(),
+            capacity: default_cache_capacity(),
+        }
+    }
 }
 
 /// `tls.min_version`

@@ -4,6 +4,7 @@
 //! file's folder, loads and checks certificates, and returns either a complete [`Config`] or
 //! every [`Problem`] found, each naming its TOML key and the fix.
 
+pub mod auth;
 pub mod file;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use crate::headers::TrustedProxies;
 use crate::tls::certs::{load_server_identity, ServerIdentity};
+pub use auth::{AuthConfig, ClientAuthConfig, HtpasswdConfig};
 pub use file::LogFormat;
 use file::{FileConfig, FileTls, FileTlsVersion};
 
@@ -69,6 +71,7 @@ pub struct TlsConfig {
     pub min_version: TlsVersion,
     pub http2: bool,
     pub identity: ServerIdentity,
+    pub client_auth: Option<ClientAuthConfig>,
 }
 
 /// The backend registry.
@@ -107,6 +110,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub grace_period: Duration,
     pub log: LogConfig,
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -140,6 +144,11 @@ impl Config {
         let trusted = collect(parse_cidrs(&file.trusted_proxies), &mut problems);
         let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
         let threads = file.threads.unwrap_or_else(default_threads);
+        let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
+        let auth = collect(
+            auth::parse_auth(&file.auth, base, client_auth_file, threads.max(1)),
+            &mut problems,
+        );
         if threads == 0 {
             problems.push(Problem::new(
                 "threads",
@@ -150,8 +159,10 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
             problems.push(Problem::new("log.level", format!("{e}; use a level such as \"info\" or a filter such as \"portcullis=debug,info\"")));
         }
-        match (listen, upstream, trusted, tls) {
-            (Some(listen), Some(upstream), Some(trusted), Some(tls)) if problems.is_empty() => {
+        match (listen, upstream, trusted, tls, auth) {
+            (Some(listen), Some(upstream), Some(trusted), Some(tls), Some(auth))
+                if problems.is_empty() =>
+            {
                 Ok(Config {
                     listen,
                     upstream,
@@ -169,6 +180,7 @@ impl Config {
                         level: file.log.level,
                         access: file.log.access,
                     },
+                    auth,
                 })
             }
             _ => Err(problems),
@@ -326,7 +338,16 @@ fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Proble
     let (Some(certificate), Some(key)) = (certificate, key) else {
         return Err(problems);
     };
-    let identity = load_server_identity(&certificate, &key)?;
+    let identity = load_server_identity(&certificate, &key);
+    let client_auth = tls
+        .client_auth
+        .as_ref()
+        .map(|c| auth::parse_client_auth(c, base))
+        .transpose();
+    let (identity, client_auth) = match (identity, client_auth) {
+        (Ok(i), Ok(c)) => (i, c),
+        (i, c) => return Err(i.err().into_iter().chain(c.err()).flatten().collect()),
+    };
     let min_version = match tls.min_version {
         FileTlsVersion::Tls12 => TlsVersion::Tls12,
         FileTlsVersion::Tls13 => TlsVersion::Tls13,
@@ -337,6 +358,7 @@ fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Proble
         min_version,
         http2: tls.http2,
         identity,
+        client_auth,
     })
 }
 

@@ -8,6 +8,7 @@ fn fixture() -> (tempfile::TempDir, String) {
     let text = r#"
 listen = ["127.0.0.1:5443"]
 upstream = "http://127.0.0.1:5000"
+auth.allow_unauthenticated = true
 [tls]
 certificate = "server.crt"
 key = "server.key"
@@ -179,4 +180,78 @@ fn relative_paths_resolve_against_config_folder() {
         resolve_path(Path::new("/etc/portcullis"), "/abs/a.crt"),
         PathBuf::from("/abs/a.crt")
     );
+}
+
+#[test]
+fn no_authentication_at_all_must_be_explicit() {
+    let (dir, text) = fixture();
+    let closed = text.replace("auth.allow_unauthenticated = true\n", "");
+    let problems = Config::from_toml(&closed, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["auth"]);
+    assert!(
+        problems[0].message.contains("allow_unauthenticated"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn htpasswd_problems_name_file_and_line() {
+    let (dir, text) = fixture();
+    let good = format!("alice:{}", bcrypt::hash("x", 4).unwrap());
+    std::fs::write(
+        dir.path().join("htpasswd"),
+        format!("# users\n{good}\nbob:$apr1$x$y\n"),
+    )
+    .unwrap();
+    let with = format!("{text}\n[auth.htpasswd]\npath = \"htpasswd\"\n");
+    let problems = Config::from_toml(&with, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["auth.htpasswd.path"]);
+    assert!(
+        problems[0].message.contains("htpasswd line 3") && problems[0].message.contains("MD5"),
+        "{problems:?}"
+    );
+
+    std::fs::write(dir.path().join("htpasswd"), format!("{good}\n")).unwrap();
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    let h = c.auth.htpasswd.unwrap();
+    assert_eq!((h.realm.as_str(), h.db.len()), ("Registry Realm", 1));
+}
+
+#[test]
+fn client_auth_problems() {
+    let (dir, text) = fixture();
+    let optional_alone =
+        format!("{text}\n[tls.client_auth]\ncas = [\"ca.crt\"]\nmode = \"optional\"\n");
+    let problems = Config::from_toml(&optional_alone, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["tls.client_auth.mode"]);
+
+    let missing_ca =
+        format!("{text}\n[tls.client_auth]\ncas = [\"nope.pem\"]\ncrls = [\"ca.crt\"]\n");
+    let problems = Config::from_toml(&missing_ca, dir.path()).unwrap_err();
+    assert_eq!(
+        keys(&problems),
+        ["tls.client_auth.cas", "tls.client_auth.crls"],
+        "{problems:?}"
+    );
+
+    let good =
+        format!("{text}\n[tls.client_auth]\ncas = [\"ca.crt\"]\nuser_from = \"san-email\"\n");
+    let c = Config::from_toml(&good, dir.path()).unwrap();
+    let ca = c.tls.client_auth.unwrap();
+    assert_eq!(ca.mode, crate::tls::client_auth::ClientAuthMode::Require);
+    assert_eq!(ca.user_from, crate::tls::client_auth::UserFrom::SanEmail);
+}
+
+#[test]
+fn optional_certificates_with_require_all_contradict() {
+    let (dir, text) = fixture();
+    std::fs::write(dir.path().join("htpasswd"), "").unwrap();
+    let both = format!("{text}\n[tls.client_auth]\ncas = [\"ca.crt\"]\nmode = \"optional\"\n[auth.htpasswd]\npath = \"htpasswd\"\n");
+    let problems = Config::from_toml(&both, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["auth.require"]);
+    let any = both.replace(
+        "auth.allow_unauthenticated = true",
+        "auth.require = \"any\"",
+    );
+    assert!(Config::from_toml(&any, dir.path()).is_ok());
 }

@@ -1,6 +1,7 @@
 //! TLS termination: the rustls pieces handed to pingora's listener.
 
 pub mod certs;
+pub mod client_auth;
 
 use std::sync::Arc;
 
@@ -47,8 +48,22 @@ impl ResolvesServerCert for FixedCertResolver {
 
 /// pingora listener settings for the configured identity: our own resolver (so no file is
 /// loaded, or panicked over, by pingora) and ALPN h2 + http/1.1 or http/1.1 alone.
+///
+/// With `[tls.client_auth]`, the listener also verifies client certificates and attaches
+/// each verified certificate's [`client_auth::ClientIdentity`] to its connection.
 pub fn listener_settings(tls: &TlsConfig) -> pingora::Result<TlsSettings> {
-    let mut settings = TlsSettings::intermediate("", "")?;
+    let mut settings = match &tls.client_auth {
+        Some(client_auth) => {
+            let callback = client_auth::IdentityCallback {
+                user_from: client_auth.user_from,
+                peers: Arc::clone(&client_auth.peers),
+            };
+            let mut settings = TlsSettings::with_callbacks(Box::new(callback))?;
+            settings.set_client_cert_verifier(Arc::clone(&client_auth.verifier));
+            settings
+        }
+        None => TlsSettings::intermediate("", "")?,
+    };
     settings.set_cert_resolver(Arc::new(FixedCertResolver(Arc::clone(
         &tls.identity.certified_key,
     ))));

@@ -196,7 +196,8 @@ impl Gateway {
     }
 }
 
-/// The config text the harness starts Portcullis with.
+/// The config text the harness starts Portcullis with. Unless `extra` or `tls_extra`
+/// configures authentication, the gateway runs with `auth.allow_unauthenticated = true`.
 pub fn gateway_config(
     port: u16,
     upstream: &str,
@@ -205,8 +206,14 @@ pub fn gateway_config(
     tls_extra: &str,
 ) -> String {
     let (top, sections) = split_extra(extra);
+    let configures_auth = extra.contains("auth") || tls_extra.contains("client_auth");
+    let open = if configures_auth {
+        ""
+    } else {
+        "auth.allow_unauthenticated = true"
+    };
     format!(
-        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
+        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
         pki.set.server_cert.display(),
         pki.set.server_key.display()
     )

@@ -1,0 +1,207 @@
+//! Apache htpasswd files, bcrypt only (pure parsing; verification is [`HtpasswdDb::verify`]).
+//!
+//! registry:2 accepts bcrypt (`$2y$`, `$2a$`, `$2b$`) and nothing else; so does Portcullis,
+//! and any other hash is a start-up error naming the file and line rather than a user who
+//! silently cannot log in.
+
+use std::collections::HashMap;
+
+/// bcrypt cost used for unknown users when the file is empty.
+const DEFAULT_COST: u32 = 10;
+
+/// The users of one htpasswd file.
+#[derive(Clone)]
+pub struct HtpasswdDb {
+    users: HashMap<String, String>,
+    /// A hash of a random password at the file's highest cost: unknown users are checked
+    /// against it so that they take as long as known ones.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for HtpasswdDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HtpasswdDb")
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+/// One bad line: its number (from 1) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl HtpasswdDb {
+    /// Parses the file's text. Blank lines and `#` comments are skipped.
+    pub fn parse(text: &str) -> Result<HtpasswdDb, Vec<LineError>> {
+        let mut users = HashMap::new();
+        let mut errors = Vec::new();
+        let mut max_cost = 0;
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_line(line) {
+                Ok((user, hash, cost)) => {
+                    max_cost = max_cost.max(cost);
+                    if users.insert(user.to_string(), hash.to_string()).is_some() {
+                        errors.push(LineError {
+                            line: index + 1,
+                            message: format!("user \"{user}\" appears twice"),
+                        });
+                    }
+                }
+                Err(message) => errors.push(LineError {
+                    line: index + 1,
+                    message,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let cost = if max_cost == 0 {
+            DEFAULT_COST
+        } else {
+            max_cost
+        };
+        let dummy_hash = dummy_hash(cost);
+        Ok(HtpasswdDb { users, dummy_hash })
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether the file has no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Checks a password, spending bcrypt time even for unknown users. CPU-heavy: call it
+    /// off the async worker threads.
+    pub fn verify(&self, user: &str, password: &str) -> bool {
+        match self.users.get(user) {
+            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            None => {
+                let _ = bcrypt::verify(password, &self.dummy_hash);
+                false
+            }
+        }
+    }
+}
+
+/// `user:hash` → (user, hash, cost), or why the line is refused.
+fn parse_line(line: &str) -> Result<(&str, &str, u32), String> {
+    let (user, hash) = line.split_once(':').ok_or("expected USER:HASH")?;
+    if user.is_empty() {
+        return Err("the user name is empty".into());
+    }
+    let hash = hash.trim();
+    let kind = hash_kind(hash);
+    if kind != "bcrypt" {
+        return Err(format!(
+            "user \"{user}\" has a {kind} hash; only bcrypt ($2y$, $2a$, $2b$) is accepted: recreate it with `portcullis htpasswd {user}` or `htpasswd -B`"
+        ));
+    }
+    let cost = hash
+        .get(4..6)
+        .and_then(|c| c.parse::<u32>().ok())
+        .filter(|c| (4..=31).contains(c));
+    match cost {
+        Some(cost) if hash.len() == 60 => Ok((user, hash, cost)),
+        _ => Err(format!("user \"{user}\" has a malformed bcrypt hash")),
+    }
+}
+
+/// Names the hash scheme, for messages.
+fn hash_kind(hash: &str) -> &'static str {
+    if ["$2y$", "$2a$", "$2b$"].iter().any(|p| hash.starts_with(p)) {
+        "bcrypt"
+    } else if hash.starts_with("$apr1$") {
+        "MD5 ($apr1$)"
+    } else if hash.starts_with("{SHA}") {
+        "SHA-1 ({SHA})"
+    } else if hash.starts_with("$5$") || hash.starts_with("$6$") {
+        "SHA-crypt"
+    } else if hash.starts_with('$') {
+        "unsupported"
+    } else if hash.len() == 13 {
+        "crypt(3)"
+    } else {
+        "plain-text or unknown"
+    }
+}
+
+/// A bcrypt hash of a random password at `cost`.
+fn dummy_hash(cost: u32) -> String {
+    let mut secret = [0u8; 24];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret);
+    let password = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
+    bcrypt::hash(password, cost).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(user: &str, password: &str) -> String {
+        format!("{user}:{}", bcrypt::hash(password, 4).unwrap())
+    }
+
+    #[test]
+    fn parses_bcrypt_lines_with_comments_and_blanks() {
+        let text = format!(
+            "# users\n\n{}\n  {}  \n",
+            line("alice", "wonderland"),
+            line("bob", "pa:ss")
+        );
+        let db = HtpasswdDb::parse(&text).unwrap();
+        assert_eq!(db.len(), 2);
+        assert!(db.verify("alice", "wonderland"));
+        assert!(db.verify("bob", "pa:ss"));
+        assert!(!db.verify("alice", "wrong"));
+        assert!(!db.verify("nobody", "wonderland"));
+    }
+
+    #[test]
+    fn accepts_every_bcrypt_prefix() {
+        let hash = bcrypt::hash("x", 4).unwrap();
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let text = format!("u:{prefix}{}", &hash[4..]);
+            assert!(
+                HtpasswdDb::parse(&text).unwrap().verify("u", "x"),
+                "{prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_hashes_are_refused_with_their_line() {
+        let text = format!(
+            "{}\nmd5:$apr1$abc$defghijklmnopqrstuvw\nsha:{{SHA}}qUqP5cyxm6YcTAhz05Hph5gvu9M=\ncrypt:rl0uEpm8JbMls\nplain:secret\nnocolon\n",
+            line("ok", "x")
+        );
+        let errors = HtpasswdDb::parse(&text).unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6]);
+        assert!(errors[0].message.contains("MD5"));
+        assert!(errors[1].message.contains("SHA-1"));
+        assert!(errors[2].message.contains("crypt(3)"));
+        assert!(errors[3].message.contains("plain-text"));
+        assert!(
+            errors.iter().all(|e| !e.message.contains("secret")),
+            "no hash or password echoed"
+        );
+    }
+
+    #[test]
+    fn duplicate_users_are_refused() {
+        let text = format!("{}\n{}\n", line("a", "1"), line("a", "2"));
+        assert_eq!(HtpasswdDb::parse(&text).unwrap_err()[0].line, 2);
+    }
+}

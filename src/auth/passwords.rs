@@ -1,0 +1,140 @@
+//! Password checks for Basic auth: the htpasswd file (re-read when it changes), the
+//! verified-credentials cache, and bcrypt on a bounded blocking pool.
+//!
+//! bcrypt at cost 10 takes tens of milliseconds of CPU; run on an async worker it would stall
+//! every other connection on that thread. Here it runs on tokio's blocking threads, at most
+//! `workers` at a time, with at most [`MAX_WAITING`] more waiting; beyond that the answer is
+//! 503 rather than an ever-growing queue.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Semaphore;
+
+use super::basic::Credentials;
+use super::cache::CredentialCache;
+use super::htpasswd::HtpasswdDb;
+
+/// Checks queued beyond the running ones before new ones are refused as busy.
+const MAX_WAITING: usize = 256;
+/// How often the htpasswd file's modification time is looked at.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Result of a password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    /// Too many checks queued; try again later.
+    Busy,
+}
+
+/// Size and modification time, to notice edits.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &PathBuf) -> Stamp {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len())))
+}
+
+/// The htpasswd users and everything needed to check them quickly and safely.
+pub struct PasswordChecker {
+    path: PathBuf,
+    db: RwLock<(Arc<HtpasswdDb>, Stamp)>,
+    last_look: Mutex<Instant>,
+    cache: CredentialCache,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl PasswordChecker {
+    /// `db` is the file's content as validated at start-up.
+    pub fn new(path: PathBuf, db: HtpasswdDb, cache: CredentialCache, workers: usize) -> Self {
+        let current = stamp(&path);
+        Self {
+            path,
+            db: RwLock::new((Arc::new(db), current)),
+            last_look: Mutex::new(Instant::now()),
+            cache,
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether these credentials were verified recently (no bcrypt needed).
+    pub fn is_cached(&self, creds: &Credentials) -> bool {
+        self.reload_if_changed();
+        self.cache.contains(&creds.user, &creds.password)
+    }
+
+    /// Checks credentials: from the cache, else by bcrypt on the blocking pool.
+    pub async fn verify(&self, creds: &Credentials) -> Verdict {
+        if self.is_cached(creds) {
+            return Verdict::Valid;
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Verdict::Busy;
+        }
+        let permit = Arc::clone(&self.permits).acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let Ok(permit) = permit else {
+            return Verdict::Busy;
+        };
+        let db = Arc::clone(&self.db.read().unwrap_or_else(|e| e.into_inner()).0);
+        let (user, password) = (creds.user.clone(), creds.password.clone());
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            db.verify(&user, &password)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            self.cache.insert(&creds.user, &creds.password);
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        }
+    }
+
+    /// Re-reads the file when its size or modification time changed (at most once a
+    /// second); clears the cache on a good new file, keeps the old users on a bad one.
+    fn reload_if_changed(&self) {
+        {
+            let mut last = self.last_look.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < RECHECK_EVERY {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let now = stamp(&self.path);
+        if now == self.db.read().unwrap_or_else(|e| e.into_inner()).1 {
+            return;
+        }
+        let parsed = std::fs::read_to_string(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                HtpasswdDb::parse(&text).map_err(|errs| {
+                    errs.iter()
+                        .map(|e| format!("line {}: {}", e.line, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            });
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        db.1 = now;
+        match parsed {
+            Ok(new) => {
+                tracing::info!(path = %self.path.display(), users = new.len(), "htpasswd file changed; reloaded");
+                db.0 = Arc::new(new);
+                self.cache.clear();
+            }
+            Err(why) => {
+                tracing::warn!(path = %self.path.display(), "htpasswd file changed but is invalid; keeping the previous users: {why}")
+            }
+        }
+    }
+}

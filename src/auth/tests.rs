@@ -1,0 +1,241 @@
+use std::time::Duration;
+
+use base64::Engine;
+
+use super::cache::CredentialCache;
+use super::htpasswd::HtpasswdDb;
+use super::*;
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn authenticator(
+    certificates: bool,
+    require: Require,
+    max_failures: u32,
+) -> (Authenticator, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("htpasswd");
+    let text = format!("alice:{}\n", bcrypt::hash("wonderland", 4).unwrap());
+    std::fs::write(&path, &text).unwrap();
+    let checker = PasswordChecker::new(
+        path,
+        HtpasswdDb::parse(&text).unwrap(),
+        CredentialCache::new(Duration::from_secs(60), 100),
+        2,
+    );
+    let auth = Authenticator {
+        basic: Some(BasicAuth {
+            realm: "Registry Realm".into(),
+            checker,
+        }),
+        certificates,
+        require,
+        throttle: Throttle::new(max_failures, Duration::from_secs(60)),
+    };
+    (auth, dir)
+}
+
+fn basic(user_pass: &str) -> Vec<u8> {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+    .into_bytes()
+}
+
+fn attempt<'a>(
+    authorization: Option<&'a [u8]>,
+    certificate: Option<&'a ClientIdentity>,
+) -> Attempt<'a> {
+    Attempt {
+        client_ip: Some("192.0.2.9".parse().unwrap()),
+        authorization,
+        certificate,
+    }
+}
+
+fn cert(user: Option<&str>) -> ClientIdentity {
+    ClientIdentity {
+        subject: "CN=x".into(),
+        user: user.map(str::to_string),
+    }
+}
+
+#[test]
+fn basic_accepts_the_right_password_only() {
+    let (auth, _dir) = authenticator(false, Require::All, 10);
+    let good = basic("alice:wonderland");
+    let p = run(auth.authenticate(attempt(Some(&good), None))).unwrap();
+    assert_eq!((p.user.as_str(), p.method), ("alice", Method::Basic));
+    for bad in ["alice:wrong", "mallory:wonderland"] {
+        let header = basic(bad);
+        let err = run(auth.authenticate(attempt(Some(&header), None))).unwrap_err();
+        assert_eq!(
+            err,
+            GatewayError::Unauthorized {
+                realm: "Registry Realm".into()
+            },
+            "{bad}"
+        );
+    }
+    let none = run(auth.authenticate(attempt(None, None))).unwrap_err();
+    assert_eq!(none.status().as_u16(), 401);
+}
+
+#[test]
+fn throttle_answers_429_but_cached_valid_credentials_still_pass() {
+    let (auth, _dir) = authenticator(false, Require::All, 3);
+    let good = basic("alice:wonderland");
+    run(auth.authenticate(attempt(Some(&good), None))).unwrap();
+    let wrong = basic("alice:nope");
+    for _ in 0..3 {
+        assert_eq!(
+            run(auth.authenticate(attempt(Some(&wrong), None)))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            401
+        );
+    }
+    let blocked = run(auth.authenticate(attempt(Some(&wrong), None))).unwrap_err();
+    assert!(
+        matches!(blocked, GatewayError::TooManyRequests { retry_after } if retry_after > 0),
+        "{blocked:?}"
+    );
+    assert!(
+        run(auth.authenticate(attempt(Some(&good), None))).is_ok(),
+        "a cache hit costs no bcrypt and passes"
+    );
+    let missing = run(auth.authenticate(attempt(None, None))).unwrap_err();
+    assert_eq!(
+        missing.status().as_u16(),
+        401,
+        "no credentials is a challenge, not a failure"
+    );
+}
+
+#[test]
+fn malformed_headers_are_challenged_and_counted() {
+    let (auth, _dir) = authenticator(false, Require::All, 2);
+    let bad: &[&[u8]] = &[b"Basic !!!", b"Bearer x"];
+    for header in bad {
+        assert_eq!(
+            run(auth.authenticate(attempt(Some(header), None)))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            401
+        );
+    }
+    let good = basic("alice:wonderland");
+    let err = run(auth.authenticate(attempt(Some(&good), None))).unwrap_err();
+    assert_eq!(
+        err.status().as_u16(),
+        429,
+        "two malformed headers count as failures"
+    );
+}
+
+#[test]
+fn require_all_needs_certificate_and_password() {
+    let (auth, _dir) = authenticator(true, Require::All, 10);
+    let good = basic("alice:wonderland");
+    let id = cert(Some("alice-laptop"));
+    let p = run(auth.authenticate(attempt(Some(&good), Some(&id)))).unwrap();
+    assert_eq!(p.user, "alice");
+    assert_eq!(
+        run(auth.authenticate(attempt(None, Some(&id))))
+            .unwrap_err()
+            .status()
+            .as_u16(),
+        401
+    );
+    let nameless = cert(None);
+    assert_eq!(
+        run(auth.authenticate(attempt(Some(&good), Some(&nameless))))
+            .unwrap_err()
+            .status()
+            .as_u16(),
+        403
+    );
+}
+
+#[test]
+fn require_any_takes_either() {
+    let (auth, _dir) = authenticator(true, Require::Any, 10);
+    let id = cert(Some("ci-runner"));
+    let p = run(auth.authenticate(attempt(None, Some(&id)))).unwrap();
+    assert_eq!(
+        (p.user.as_str(), p.method),
+        ("ci-runner", Method::Certificate)
+    );
+    let good = basic("alice:wonderland");
+    assert_eq!(
+        run(auth.authenticate(attempt(Some(&good), None)))
+            .unwrap()
+            .user,
+        "alice"
+    );
+    assert_eq!(
+        run(auth.authenticate(attempt(None, None)))
+            .unwrap_err()
+            .status()
+            .as_u16(),
+        401
+    );
+}
+
+#[test]
+fn certificate_only_and_no_auth() {
+    let cert_only = Authenticator {
+        basic: None,
+        certificates: true,
+        require: Require::All,
+        throttle: Throttle::new(0, Duration::from_secs(1)),
+    };
+    let id = cert(Some("bob"));
+    assert_eq!(
+        run(cert_only.authenticate(attempt(None, Some(&id))))
+            .unwrap()
+            .user,
+        "bob"
+    );
+    let open = Authenticator {
+        basic: None,
+        certificates: false,
+        require: Require::All,
+        throttle: Throttle::new(0, Duration::from_secs(1)),
+    };
+    assert_eq!(
+        run(open.authenticate(attempt(None, None))).unwrap().method,
+        Method::None
+    );
+}
+
+#[test]
+fn htpasswd_edits_are_picked_up_and_clear_the_cache() {
+    let (auth, dir) = authenticator(false, Require::All, 0);
+    let good = basic("alice:wonderland");
+    run(auth.authenticate(attempt(Some(&good), None))).unwrap();
+    std::fs::write(
+        dir.path().join("htpasswd"),
+        format!(
+            "alice:{}\n# changed\n",
+            bcrypt::hash("new-password", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        run(auth.authenticate(attempt(Some(&good), None))).is_err(),
+        "the old password no longer works"
+    );
+    let new = basic("alice:new-password");
+    assert!(run(auth.authenticate(attempt(Some(&new), None))).is_ok());
+}

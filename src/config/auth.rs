@@ -1,0 +1,194 @@
+//! Validating `[auth]` and `[tls.client_auth]`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::danger::ClientCertVerifier;
+
+use super::file::{FileAuth, FileClientAuth, FileClientAuthMode, FileRequire, FileUserFrom};
+use super::{resolve_path, Problem};
+use crate::auth::htpasswd::HtpasswdDb;
+use crate::auth::Require;
+use crate::tls::client_auth::{build_verifier, ClientAuthMode, PeerMap, UserFrom};
+
+/// `[tls.client_auth]`, checked: CA files and CRLs loaded into a verifier.
+#[derive(Debug, Clone)]
+pub struct ClientAuthConfig {
+    pub mode: ClientAuthMode,
+    pub user_from: UserFrom,
+    pub cas: Vec<PathBuf>,
+    pub crls: Vec<PathBuf>,
+    pub verifier: Arc<dyn ClientCertVerifier>,
+    /// Shared with the listener's pre-TLS callback, for logging refusals with addresses.
+    pub peers: Arc<PeerMap>,
+}
+
+/// `[auth.htpasswd]`, checked: the file parsed.
+#[derive(Debug, Clone)]
+pub struct HtpasswdConfig {
+    pub path: PathBuf,
+    pub realm: String,
+    pub db: HtpasswdDb,
+    pub workers: usize,
+}
+
+/// `[auth]`, checked.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub require: Require,
+    pub allow_unauthenticated: bool,
+    pub forward_authorization: bool,
+    pub htpasswd: Option<HtpasswdConfig>,
+    pub throttle_max_failures: u32,
+    pub throttle_window: Duration,
+    pub cache_ttl: Duration,
+    pub cache_capacity: usize,
+}
+
+/// Loads the client CA files and CRLs.
+pub fn parse_client_auth(
+    file: &FileClientAuth,
+    base: &Path,
+) -> Result<ClientAuthConfig, Vec<Problem>> {
+    let cas: Vec<PathBuf> = file.cas.iter().map(|p| resolve_path(base, p)).collect();
+    let crls: Vec<PathBuf> = file.crls.iter().map(|p| resolve_path(base, p)).collect();
+    let mode = match file.mode {
+        FileClientAuthMode::Require => ClientAuthMode::Require,
+        FileClientAuthMode::Optional => ClientAuthMode::Optional,
+    };
+    let user_from = match file.user_from {
+        FileUserFrom::Cn => UserFrom::Cn,
+        FileUserFrom::SanDns => UserFrom::SanDns,
+        FileUserFrom::SanEmail => UserFrom::SanEmail,
+        FileUserFrom::SanUri => UserFrom::SanUri,
+    };
+    let peers = Arc::new(PeerMap::default());
+    let verifier = build_verifier(&cas, &crls, mode, Arc::clone(&peers))?;
+    Ok(ClientAuthConfig {
+        mode,
+        user_from,
+        cas,
+        crls,
+        verifier,
+        peers,
+    })
+}
+
+/// Validates `[auth]`; `client_auth` is the already-checked `[tls.client_auth]`, if any.
+pub fn parse_auth(
+    file: &FileAuth,
+    base: &Path,
+    client_auth: Option<&FileClientAuth>,
+    threads: usize,
+) -> Result<AuthConfig, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let htpasswd = match &file.htpasswd {
+        Some(h) => match parse_htpasswd(h, base, threads) {
+            Ok(h) => Some(h),
+            Err(mut p) => {
+                problems.append(&mut p);
+                None
+            }
+        },
+        None => None,
+    };
+    let has_basic = file.htpasswd.is_some();
+    let cert_mode = client_auth.map(|c| c.mode);
+    if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated {
+        problems.push(Problem::new("auth", "no authentication is configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd] or [tls.client_auth], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
+    }
+    if cert_mode == Some(FileClientAuthMode::Optional) && !has_basic {
+        problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd], or use mode = \"require\""));
+    }
+    if cert_mode == Some(FileClientAuthMode::Optional)
+        && has_basic
+        && file.require == FileRequire::All
+    {
+        problems.push(Problem::new("auth.require", "\"all\" needs a certificate from every client, which contradicts tls.client_auth.mode = \"optional\": use require = \"any\" (certificate or password) or mode = \"require\" (certificate and password)"));
+    }
+    if file.throttle.max_failures > 0 && file.throttle.window == 0 {
+        problems.push(Problem::new(
+            "auth.throttle.window",
+            "must be at least 1 second (set max_failures = 0 to turn throttling off)",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(AuthConfig {
+        require: match file.require {
+            FileRequire::All => Require::All,
+            FileRequire::Any => Require::Any,
+        },
+        allow_unauthenticated: file.allow_unauthenticated,
+        forward_authorization: file.forward_authorization,
+        htpasswd,
+        throttle_max_failures: file.throttle.max_failures,
+        throttle_window: Duration::from_secs(file.throttle.window),
+        cache_ttl: Duration::from_secs(file.cache.ttl),
+        cache_capacity: file.cache.capacity,
+    })
+}
+
+fn parse_htpasswd(
+    file: &super::file::FileHtpasswd,
+    base: &Path,
+    threads: usize,
+) -> Result<HtpasswdConfig, Vec<Problem>> {
+    let key = "auth.htpasswd.path";
+    let path = match file.path.as_deref() {
+        Some(p) if !p.trim().is_empty() => resolve_path(base, p),
+        _ => {
+            return Err(vec![Problem::new(
+                key,
+                "is missing; give the htpasswd file (make lines with `portcullis htpasswd USER`)",
+            )])
+        }
+    };
+    let mut problems = Vec::new();
+    if file.realm.is_empty()
+        || file
+            .realm
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        problems.push(Problem::new(
+            "auth.htpasswd.realm",
+            "must be non-empty text without quotes, backslashes or control characters",
+        ));
+    }
+    if file.workers == Some(0) {
+        problems.push(Problem::new("auth.htpasswd.workers", "must be at least 1"));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        vec![Problem::new(
+            key,
+            format!("cannot read {}: {e}", path.display()),
+        )]
+    })?;
+    let db = HtpasswdDb::parse(&text).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| {
+                Problem::new(
+                    key,
+                    format!("{} line {}: {}", path.display(), e.line, e.message),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    match db {
+        Ok(db) if problems.is_empty() => Ok(HtpasswdConfig {
+            path,
+            realm: file.realm.clone(),
+            db,
+            workers: file.workers.unwrap_or(threads),
+        }),
+        Ok(_) => Err(problems),
+        Err(mut more) => {
+            problems.append(&mut more);
+            Err(problems)
+        }
+    }
+}
