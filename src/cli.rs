@@ -40,6 +40,18 @@ pub enum Command {
         /// DNS names and IP addresses the server certificate is for.
         #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
         names: Vec<String>,
+        /// Also make a client certificate with this common name, in clients/NAME/
+        /// (ca.crt, client.cert, client.key: a ready certs.d folder). Repeatable.
+        #[arg(long = "client")]
+        clients: Vec<String>,
+    },
+    /// Print an htpasswd line (bcrypt) for USER. The password is asked for, or read from
+    /// standard input when that is not a terminal.
+    Htpasswd {
+        user: String,
+        /// bcrypt cost (4..=31); each step doubles the work.
+        #[arg(short = 'C', long = "cost", default_value_t = 10)]
+        cost: u32,
     },
 }
 
@@ -48,7 +60,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
-        Command::Certs { out, names } => certs(&out, &names),
+        Command::Certs {
+            out,
+            names,
+            clients,
+        } => certs(&out, &names, &clients),
+        Command::Htpasswd { user, cost } => htpasswd(&user, cost),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,9 +130,41 @@ fn check(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn certs(out: &Path, names: &[String]) -> Result<(), String> {
+fn htpasswd(user: &str, cost: u32) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    println!(
+        "{}",
+        crate::auth::htpasswd::hash_line(user, &password, cost)?
+    );
+    Ok(())
+}
+
+fn certs(out: &Path, names: &[String], clients: &[String]) -> Result<(), String> {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let set = devcerts::write_dev_set(out, &names)?;
+    let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+    let set = devcerts::write_dev_set_with_clients(out, &names, &clients)?;
+    for client in &clients {
+        println!(
+            "client certificate for {client}: {} (copy to /etc/docker/certs.d/HOST:PORT/)",
+            out.join("clients").join(client).display()
+        );
+    }
     println!("wrote development certificates to {}", out.display());
     println!("  tls.certificate = \"{}\"", set.server_cert.display());
     println!("  tls.key         = \"{}\"", set.server_key.display());

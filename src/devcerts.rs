@@ -33,6 +33,8 @@ pub struct Spec {
     pub kind: Kind,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// Serial number; random when `None`. Set it to revoke the certificate in a CRL.
+    pub serial: Option<u64>,
 }
 
 impl Spec {
@@ -45,6 +47,7 @@ impl Spec {
             kind,
             not_before: now - Duration::hours(1),
             not_after: now + Duration::days(days),
+            serial: None,
         }
     }
 }
@@ -74,6 +77,7 @@ pub fn issue(spec: &Spec, issuer: Option<&Issued>) -> Result<Issued, rcgen::Erro
     params.distinguished_name = dn;
     params.not_before = spec.not_before;
     params.not_after = spec.not_after;
+    params.serial_number = spec.serial.map(rcgen::SerialNumber::from);
     match spec.kind {
         Kind::Ca => {
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -100,6 +104,28 @@ pub fn issue(spec: &Spec, issuer: Option<&Issued>) -> Result<Issued, rcgen::Erro
     Ok(Issued { cert, key })
 }
 
+/// A CRL, PEM, signed by `issuer`, revoking the certificates with `serials`.
+pub fn revocation_list(issuer: &Issued, serials: &[u64]) -> Result<String, rcgen::Error> {
+    let now = OffsetDateTime::now_utc();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - Duration::minutes(5),
+        next_update: now + Duration::days(7),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|serial| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(*serial),
+                revocation_time: now - Duration::minutes(1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params.signed_by(&issuer.cert, &issuer.key)?.pem()
+}
+
 /// The files of a development certificate set.
 #[derive(Debug, Clone)]
 pub struct DevSet {
@@ -119,6 +145,17 @@ pub struct DevSet {
 /// `ca.crt`, `ca.key`, `intermediate.crt`, `intermediate.key`, `server.crt` (leaf +
 /// intermediate), `server.key`, and `trust/ca.crt`. Keys are written readable by the owner only.
 pub fn write_dev_set(dir: &Path, names: &[&str]) -> Result<DevSet, String> {
+    write_dev_set_with_clients(dir, names, &[])
+}
+
+/// [`write_dev_set`], plus a client certificate (signed by the root CA, so
+/// `tls.client_auth.cas = ["ca.crt"]` accepts it) for each of `clients`, each in
+/// `clients/NAME/` as a ready certs.d folder: `ca.crt`, `client.cert`, `client.key`.
+pub fn write_dev_set_with_clients(
+    dir: &Path,
+    names: &[&str],
+    clients: &[&str],
+) -> Result<DevSet, String> {
     let issue_err = |e: rcgen::Error| format!("cannot issue a certificate: {e}");
     let ca = issue(
         &Spec::new("Portcullis development CA", &[], Kind::Ca, 3650),
@@ -153,6 +190,16 @@ pub fn write_dev_set(dir: &Path, names: &[&str]) -> Result<DevSet, String> {
     fs::create_dir_all(&trust_dir)
         .map_err(|e| format!("cannot create {}: {e}", trust_dir.display()))?;
     write_file(&trust_dir.join("ca.crt"), &ca.cert_pem(), false)?;
+    for client in clients {
+        let folder = dir.join("clients").join(client);
+        fs::create_dir_all(&folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        let issued =
+            issue(&Spec::new(client, &[], Kind::Client, 825), Some(&ca)).map_err(issue_err)?;
+        write_file(&folder.join("ca.crt"), &ca.cert_pem(), false)?;
+        write_file(&folder.join("client.cert"), &issued.cert_pem(), false)?;
+        write_file(&folder.join("client.key"), &issued.key_pem(), true)?;
+    }
     Ok(DevSet {
         trust_dir,
         ca_cert: dir.join("ca.crt"),

@@ -159,3 +159,57 @@ fn certs_command_writes_a_set_that_check_accepts() {
         "{stdout}"
     );
 }
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = tempfile::tempdir().unwrap();
+    let conf = root.path().join("conf");
+    fs::create_dir_all(conf.join("examples")).unwrap();
+    portcullis::devcerts::write_dev_set(&root.path().join("certs/dev"), &["localhost"]).unwrap();
+    let htpasswd = portcullis::auth::htpasswd::hash_line("dev", "pw", 4).unwrap();
+    fs::write(conf.join("htpasswd"), format!("{htpasswd}\n")).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut configs = vec![("portcullis.toml".to_string(), conf.join("portcullis.toml"))];
+    fs::copy(source.join("portcullis.toml"), &configs[0].1).unwrap();
+    for entry in fs::read_dir(source.join("examples")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let target = conf.join("examples").join(&name);
+        fs::copy(source.join("examples").join(&name), &target).unwrap();
+        configs.push((name, target));
+    }
+    assert!(
+        configs.len() >= 6,
+        "the five auth modes have examples: {configs:?}"
+    );
+    for (name, path) in configs {
+        let out = portcullis(&["check"], &path);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn htpasswd_command_reads_stdin_and_prints_a_bcrypt_line() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["htpasswd", "ci-bot", "-C", "5"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"p4ss:word\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("ci-bot:$2y$05$"), "{line}");
+    let db = portcullis::auth::htpasswd::HtpasswdDb::parse(&line).unwrap();
+    assert!(db.verify("ci-bot", "p4ss:word"));
+}

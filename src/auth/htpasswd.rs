@@ -95,6 +95,24 @@ impl HtpasswdDb {
     }
 }
 
+/// An htpasswd line `user:$2y$...` for `password` at bcrypt `cost`, as `htpasswd -B` writes.
+pub fn hash_line(user: &str, password: &str, cost: u32) -> Result<String, String> {
+    if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
+        return Err("the user name must be non-empty, without ':' or control characters".into());
+    }
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    if !(4..=31).contains(&cost) {
+        return Err("the cost must be between 4 and 31 (10 is usual)".into());
+    }
+    let hash = bcrypt::hash_with_result(password, cost).map_err(|e| format!("cannot hash: {e}"))?;
+    Ok(format!(
+        "{user}:{}",
+        hash.format_for_version(bcrypt::Version::TwoY)
+    ))
+}
+
 /// `user:hash` → (user, hash, cost), or why the line is refused.
 fn parse_line(line: &str) -> Result<(&str, &str, u32), String> {
     let (user, hash) = line.split_once(':').ok_or("expected USER:HASH")?;
@@ -197,6 +215,18 @@ mod tests {
             errors.iter().all(|e| !e.message.contains("secret")),
             "no hash or password echoed"
         );
+    }
+
+    #[test]
+    fn hash_line_round_trips() {
+        let line = hash_line("carol", "s3cret:with:colons", 4).unwrap();
+        assert!(line.starts_with("carol:$2y$04$"), "{line}");
+        assert!(HtpasswdDb::parse(&line)
+            .unwrap()
+            .verify("carol", "s3cret:with:colons"));
+        assert!(hash_line("a:b", "x", 4).is_err());
+        assert!(hash_line("a", "", 4).is_err());
+        assert!(hash_line("a", "x", 3).is_err());
     }
 
     #[test]
