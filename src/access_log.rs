@@ -15,11 +15,35 @@ use crate::config::{LogConfig, LogFormat};
 /// Target of access-log lines, so they can be filtered (`portcullis::access=off`).
 pub const ACCESS_TARGET: &str = "portcullis::access";
 
+/// Libraries whose debug and trace output includes request headers (pingora prints whole
+/// request heads, `Authorization` included): held at `info` whatever the configured level.
+const HEADER_LOGGING_TARGETS: [&str; 6] = [
+    "pingora_proxy",
+    "pingora_core",
+    "pingora_http",
+    "pingora_pool",
+    "h2",
+    "hyper",
+];
+
+/// The filter for `level`, with [`HEADER_LOGGING_TARGETS`] capped at `info`.
+pub fn filter(level: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in HEADER_LOGGING_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Installs the global subscriber: `RUST_LOG` if set, else `log.level`; text or JSON to stdout.
 pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| log.level.clone());
+    let filter = filter(&level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

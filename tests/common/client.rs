@@ -38,18 +38,44 @@ impl Response {
     }
 }
 
+/// A client certificate: PEM chain and PEM key.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
 /// A TLS client configuration trusting `ca_pem`, offering only `alpn`.
 pub fn tls_config(ca_pem: &Path, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    tls_config_with(ca_pem, alpn, None)
+}
+
+/// [`tls_config`] presenting `client` when the server asks for a certificate.
+pub fn tls_config_with(
+    ca_pem: &Path,
+    alpn: &[&[u8]],
+    client: Option<&ClientCert>,
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some(c) => {
+            let chain = CertificateDer::pem_slice_iter(c.chain_pem.as_bytes())
+                .map(Result::unwrap)
+                .collect();
+            let key =
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
@@ -163,4 +189,44 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[(start + size + 2).min(data.len())..];
     }
     out
+}
+
+/// Like [`request`], presenting `client` (or no certificate), and returning transport or
+/// TLS errors (such as a refused client certificate) instead of panicking.
+pub fn try_request(
+    port: u16,
+    ca_pem: &Path,
+    client: Option<&ClientCert>,
+    method: &str,
+    path: &str,
+    extra_headers: &[&str],
+) -> Result<Response, String> {
+    let config = tls_config_with(ca_pem, &[b"http/1.1"], client);
+    let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut tls = StreamOwned::new(conn, tcp);
+    let mut text =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    for line in extra_headers {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    tls.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    tls.flush().map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if raw.is_empty() {
+        return Err("connection closed without an answer".into());
+    }
+    Ok(parse(&raw))
 }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod oci;
+pub mod skopeo;
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -110,17 +111,22 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Self::start_with("")
+    }
+
+    /// A registry whose config also has the top-level YAML `extra` (e.g. an `auth:` block).
+    pub fn start_with(extra: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let proc = Self::spawn(dir.path(), port);
+        let proc = Self::spawn(dir.path(), port, extra);
         Registry { port, dir, proc }
     }
 
-    fn spawn(dir: &Path, port: u16) -> Proc {
+    fn spawn(dir: &Path, port: u16, extra: &str) -> Proc {
         let bin = require_tool("docker-registry");
         let config = dir.join("config.yml");
         fs::write(&config, format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}\n",
             dir.join("data").display()
         )).unwrap();
         let mut cmd = Command::new(bin);
@@ -212,8 +218,13 @@ pub fn gateway_config(
     } else {
         "auth.allow_unauthenticated = true"
     };
+    let threads = if extra.contains("threads") {
+        ""
+    } else {
+        "threads = 2"
+    };
     format!(
-        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\nthreads = 2\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
+        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\n{threads}\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
         pki.set.server_cert.display(),
         pki.set.server_key.display()
     )

@@ -1,0 +1,303 @@
+//! htpasswd Basic auth through the gateway, with skopeo and raw requests.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::client::{request, send, Response};
+use common::{oci, skopeo, Gateway, Pki, Registry, Stack};
+use portcullis::auth::htpasswd::hash_line;
+use portcullis::errors::API_VERSION_HEADER;
+
+const UNAUTHORIZED_BODY: &str = "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":null}]}\n";
+
+/// Writes an htpasswd with alice/wonderland and bob/builder at `cost`.
+fn htpasswd(dir: &Path, cost: u32) -> std::path::PathBuf {
+    let path = dir.join("htpasswd");
+    let text = format!(
+        "# test users\n{}\n{}\n",
+        hash_line("alice", "wonderland", cost).unwrap(),
+        hash_line("bob", "builder", cost).unwrap()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A stack with Basic auth; `extra` TOML follows the `[auth.htpasswd]` section.
+fn basic_stack(extra: &str) -> (Stack, tempfile::TempDir) {
+    let users = tempfile::tempdir().unwrap();
+    let path = htpasswd(users.path(), 4);
+    let stack = Stack::start(&format!(
+        "[auth.htpasswd]\npath = \"{}\"\n{extra}",
+        path.display()
+    ));
+    (stack, users)
+}
+
+fn basic(user_pass: &str) -> String {
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+/// Headers that may differ between two answers (time), removed before comparing.
+fn comparable(r: &Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let headers = r
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+        .cloned()
+        .collect();
+    (r.status, headers, r.body.clone())
+}
+
+fn assert_challenge(r: &Response) {
+    assert_eq!(r.status, 401, "{}", r.body_text());
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Basic realm=\"Registry Realm\"")
+    );
+    assert_eq!(r.header(API_VERSION_HEADER), Some("registry/2.0"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/json; charset=utf-8")
+    );
+}
+
+#[test]
+fn skopeo_pushes_and_pulls_with_credentials() {
+    let (stack, _users) = basic_stack("");
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let layer = oci::tar_with_file("data.bin", &oci::random_bytes(3 << 20, 11));
+    let image = oci::write_layout(&layout, "v1", &[layer]);
+    let certs = stack.pki.client_cert_dir();
+
+    skopeo::round_trip(
+        &stack.gw.host(),
+        &certs,
+        &["alice:wonderland"],
+        &layout,
+        &image,
+        work.path(),
+    );
+
+    let log = stack.gw.proc.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("method=PUT")
+            && l.contains("/manifests/v1")
+            && l.contains("user=\"alice\"")),
+        "{log}"
+    );
+
+    let err = skopeo::skopeo_fails(
+        work.path(),
+        &[
+            "inspect",
+            "--creds",
+            "alice:wrong",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            &format!("docker://{}/team/app:v1", stack.gw.host()),
+        ],
+    );
+    assert!(
+        err.to_lowercase().contains("unauthorized") || err.contains("401"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_credentials_gets_the_registry_challenge() {
+    let (stack, _users) = basic_stack("");
+    let r = stack.request("GET", "/v2/", &[]);
+    assert_challenge(&r);
+    assert_eq!(r.body_text(), UNAUTHORIZED_BODY);
+    let head = stack.request("HEAD", "/v2/", &[]);
+    assert_challenge(&head);
+    assert!(head.body.is_empty());
+    assert_challenge(&stack.request("GET", "/v2/team/app/manifests/v1", &[]));
+    assert_eq!(
+        stack.request("GET", "/", &[]).status,
+        200,
+        "the health check needs no credentials"
+    );
+    let ok = stack.request("GET", "/v2/", &[&basic("alice:wonderland")]);
+    assert_eq!(ok.status, 200);
+}
+
+#[test]
+fn wrong_password_and_unknown_user_are_indistinguishable() {
+    let (stack, _users) = basic_stack("");
+    let wrong = stack.request("GET", "/v2/", &[&basic("alice:not-it")]);
+    let unknown = stack.request("GET", "/v2/", &[&basic("mallory:not-it")]);
+    assert_challenge(&wrong);
+    assert_eq!(comparable(&wrong), comparable(&unknown));
+    assert_eq!(wrong.body_text(), UNAUTHORIZED_BODY);
+}
+
+#[test]
+fn malformed_authorization_headers_are_refused_cleanly() {
+    let (stack, _users) = basic_stack("[auth.throttle]\nmax_failures = 0");
+    let b64 = |raw: &[u8]| base64::engine::general_purpose::STANDARD.encode(raw);
+    let oversized = format!("Authorization: Basic {}", "A".repeat(8000));
+    let cases = [
+        format!("Authorization: Basic {}", b64(b"alicewonderland")),
+        "Authorization: Basic %%%not-base64%%%".to_string(),
+        format!("Authorization: Basic {}", b64(&[0xff, 0xfe, b':', b'x'])),
+        format!("Authorization: Basic {}", b64(b":wonderland")),
+        oversized,
+        "Authorization: Bearer abc.def.ghi".to_string(),
+        "Authorization: Basic".to_string(),
+        "Authorization:".to_string(),
+    ];
+    for header in &cases {
+        let r = stack.request("GET", "/v2/", &[header]);
+        assert!(
+            r.status == 401 || r.status == 400,
+            "{header:.60}: {}",
+            r.status
+        );
+        assert_eq!(
+            r.header(API_VERSION_HEADER),
+            Some("registry/2.0"),
+            "{header:.60}"
+        );
+    }
+    // Raw non-UTF-8 bytes in the header value itself.
+    let mut raw = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Basic ",
+        stack.gw.host()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&[0xc3, 0x28, 0xff, b'\r', b'\n', b'\r', b'\n']);
+    let r = send(stack.gw.port, stack.ca(), &raw);
+    assert!(r.status == 401 || r.status == 400, "{}", r.status);
+    assert_eq!(
+        stack
+            .request("GET", "/v2/", &[&basic("alice:wonderland")])
+            .status,
+        200,
+        "still serving"
+    );
+    assert!(!stack.gw.proc.log_text().contains("panicked"));
+}
+
+#[test]
+fn repeated_failures_get_429_with_retry_after() {
+    let (stack, _users) = basic_stack("[auth.throttle]\nmax_failures = 3\nwindow = 120");
+    for _ in 0..3 {
+        assert_challenge(&stack.request("GET", "/v2/", &[&basic("alice:guess")]));
+    }
+    for creds in ["alice:guess", "alice:wonderland"] {
+        let r = stack.request("GET", "/v2/", &[&basic(creds)]);
+        assert_eq!(r.status, 429, "{creds}");
+        assert_eq!(r.header(API_VERSION_HEADER), Some("registry/2.0"));
+        let retry: u64 = r
+            .header("Retry-After")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!((1..=120).contains(&retry), "{retry}");
+        assert_eq!(r.json()["errors"][0]["code"], "TOOMANYREQUESTS");
+    }
+}
+
+#[test]
+fn authorization_is_not_forwarded_unless_configured() {
+    // A registry that itself demands the same credentials shows whether they reached it.
+    let users = tempfile::tempdir().unwrap();
+    let path = htpasswd(users.path(), 4);
+    let registry = Registry::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: backend\n    path: {}\n",
+        path.display()
+    ));
+    let pki = Pki::new();
+    let auth = format!("[auth.htpasswd]\npath = \"{}\"\n", path.display());
+    let stripped = Gateway::start(&registry.url(), &pki, &auth);
+    let r = request(
+        stripped.port,
+        &pki.set.ca_cert,
+        "GET",
+        "/v2/",
+        &[&basic("alice:wonderland")],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Basic realm=\"backend\""),
+        "the registry, not the gateway, refused"
+    );
+
+    let forwarding = Gateway::start(
+        &registry.url(),
+        &pki,
+        &format!("auth.forward_authorization = true\n{auth}"),
+    );
+    let r = request(
+        forwarding.port,
+        &pki.set.ca_cert,
+        "GET",
+        "/v2/",
+        &[&basic("alice:wonderland")],
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn bcrypt_does_not_block_other_connections() {
+    let users = tempfile::tempdir().unwrap();
+    let path = htpasswd(users.path(), 13);
+    // One worker thread: if bcrypt ran on it, nothing else could be served meanwhile.
+    let stack = Stack::start(&format!(
+        "threads = 1\n[auth.htpasswd]\npath = \"{}\"",
+        path.display()
+    ));
+    let (port, ca) = (stack.gw.port, stack.ca().to_path_buf());
+    let slow = std::thread::spawn(move || {
+        let r = request(port, &ca, "GET", "/v2/", &[&basic("nobody:at-high-cost")]);
+        (r.status, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let health = stack.request("GET", "/", &[]);
+    let health_done = Instant::now();
+    let (slow_status, slow_done) = slow.join().unwrap();
+    assert_eq!((health.status, slow_status), (200, 401));
+    assert!(
+        health_done < slow_done,
+        "the health check finished while bcrypt was still running"
+    );
+}
+
+#[test]
+fn credentials_never_reach_the_log_even_at_trace_level() {
+    let (stack, _users) = basic_stack("[log]\nlevel = \"trace\"");
+    for creds in [
+        "alice:wonderland",
+        "alice:s3cr3t-wrong",
+        "mallory:an0ther-secret",
+    ] {
+        stack.request("GET", "/v2/", &[&basic(creds)]);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let log = stack.gw.proc.log_text();
+    assert!(
+        log.contains("authentication failed"),
+        "failures are logged:\n{log}"
+    );
+    for secret in ["wonderland", "s3cr3t-wrong", "an0ther-secret"] {
+        assert!(!log.contains(secret), "{secret} leaked");
+    }
+    for creds in ["alice:wonderland", "alice:s3cr3t-wrong"] {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(creds);
+        let leaks: Vec<&str> = log.lines().filter(|l| l.contains(&encoded)).collect();
+        assert!(
+            leaks.is_empty(),
+            "{creds} leaked base64-encoded:\n{}",
+            leaks.join("\n")
+        );
+    }
+}
