@@ -271,3 +271,38 @@ fn both_certificate_and_password() {
     );
     log_line(&stack, &["path=/v2/", "status=200", "user=\"alice\""]);
 }
+
+#[test]
+fn the_certificate_identity_reaches_http2_requests() {
+    let clients = ClientPki::new();
+    let stack = Stack::start_with_tls("", &client_auth(&clients, ""));
+    let cert = clients.client(&Spec::new("h2-client", &[], Kind::Client, 30));
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.pem"), &cert.chain_pem).unwrap();
+    fs::write(dir.path().join("k.pem"), &cert.key_pem).unwrap();
+    let out = std::process::Command::new(common::require_tool("curl"))
+        .args([
+            "-sS",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+            "--cacert",
+        ])
+        .arg(stack.ca())
+        .arg("--cert")
+        .arg(dir.path().join("c.pem"))
+        .arg("--key")
+        .arg(dir.path().join("k.pem"))
+        .arg(format!("https://localhost:{}/v2/", stack.gw.port))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    log_line(&stack, &["path=/v2/", "http=\"h2\"", "user=\"h2-client\""]);
+}

@@ -40,19 +40,22 @@ pub struct ServerIdentity {
     pub warnings: Vec<String>,
 }
 
-/// Reads every certificate in a PEM file, in file order.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// Reads every PEM block of type `T` (named `block` in messages) in a file, in file order;
+/// a file with none is an error.
+pub fn read_pem_items<T: PemObject>(path: &Path, block: &str) -> Result<Vec<T>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let items = T::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM \"CERTIFICATE\" block",
-            path.display()
-        ));
+    if items.is_empty() {
+        return Err(format!("{} holds no PEM \"{block}\" block", path.display()));
     }
-    Ok(certs)
+    Ok(items)
+}
+
+/// Reads every certificate in a PEM file, in file order.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    read_pem_items(path, "CERTIFICATE")
 }
 
 /// Reads the first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.

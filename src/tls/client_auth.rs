@@ -24,7 +24,6 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::Problem;
@@ -162,17 +161,7 @@ pub fn build_verifier(
 }
 
 fn read_crls(path: &std::path::Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
-    if crls.is_empty() {
-        return Err(format!(
-            "{} holds no PEM \"X509 CRL\" block",
-            path.display()
-        ));
-    }
-    Ok(crls)
+    crate::tls::certs::read_pem_items(path, "X509 CRL")
 }
 
 /// Client addresses of connections in their TLS handshake, by tokio task id.
@@ -308,6 +297,7 @@ impl ClientCertVerifier for LoggingVerifier {
 mod tests {
     use super::*;
     use crate::devcerts::{issue, Kind, Spec};
+    use rustls_pki_types::pem::PemObject;
 
     #[test]
     fn identity_fields() {

@@ -100,22 +100,41 @@ pub fn connect(port: u16, ca_pem: &Path) -> StreamOwned<ClientConnection, TcpStr
 
 /// Reads an answer to EOF (the request said `Connection: close`) and parses it.
 pub fn read_response(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Response {
+    parse(&read_raw(tls).unwrap_or_else(|e| panic!("reading the response: {e}")))
+}
+
+/// Reads to EOF; an error (such as a refused TLS handshake) before any byte is an `Err`.
+fn read_raw(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> Result<Vec<u8>, String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
         match tls.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(raw),
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(e)
-                if e.kind() == ErrorKind::UnexpectedEof
-                    || e.kind() == ErrorKind::ConnectionReset =>
+                if !raw.is_empty()
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                    ) =>
             {
-                break
+                return Ok(raw)
             }
-            Err(e) => panic!("reading the response: {e}"),
+            Err(e) => return Err(e.to_string()),
         }
     }
-    parse(&raw)
+}
+
+/// The bytes of `method path` with `Host: localhost:PORT`, `Connection: close` and extra lines.
+fn request_text(port: u16, method: &str, path: &str, extra_headers: &[&str]) -> String {
+    let mut text =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    for line in extra_headers {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    text
 }
 
 /// `GET`/`HEAD`/... `path` with `Host: localhost:PORT` and extra header lines.
@@ -126,14 +145,11 @@ pub fn request(
     path: &str,
     extra_headers: &[&str],
 ) -> Response {
-    let mut text =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
-    for line in extra_headers {
-        text.push_str(line);
-        text.push_str("\r\n");
-    }
-    text.push_str("\r\n");
-    send(port, ca_pem, text.as_bytes())
+    send(
+        port,
+        ca_pem,
+        request_text(port, method, path, extra_headers).as_bytes(),
+    )
 }
 
 /// Parses status line, headers and a Content-Length, chunked or read-to-end body.
@@ -206,25 +222,11 @@ pub fn try_request(
     let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
-    let mut text =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
-    for line in extra_headers {
-        text.push_str(line);
-        text.push_str("\r\n");
-    }
-    text.push_str("\r\n");
-    tls.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    tls.flush().map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        match tls.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => break,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    let text = request_text(port, method, path, extra_headers);
+    tls.write_all(text.as_bytes())
+        .and_then(|_| tls.flush())
+        .map_err(|e| e.to_string())?;
+    let raw = read_raw(&mut tls)?;
     if raw.is_empty() {
         return Err("connection closed without an answer".into());
     }
