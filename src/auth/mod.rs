@@ -8,6 +8,7 @@ pub mod basic;
 pub mod cache;
 pub mod htpasswd;
 pub mod passwords;
+pub mod scope;
 pub mod throttle;
 
 use std::net::IpAddr;
