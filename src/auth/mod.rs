@@ -4,6 +4,7 @@
 //! ([`crate::tls::client_auth`]). With both configured, `auth.require` says whether a
 //! request must pass both (`all`, the default) or either (`any`).
 
+pub mod acl;
 pub mod basic;
 pub mod cache;
 pub mod htpasswd;

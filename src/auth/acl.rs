@@ -1,0 +1,242 @@
+//! Authorization rules: who may do what to which repository (pure).
+//!
+//! Rules are evaluated in order; the **first rule that applies** to the subject, its
+//! network and the resource decides: its `actions` allow or refuse. No rule applies:
+//! refused. `read_only` refuses every push and delete before any rule is looked at.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::scope::{is_repository_name, Action, Resource, Scope};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject<'a> {
+    /// `None` for anonymous requests.
+    pub user: Option<&'a str>,
+    /// Whether the user name comes from a client certificate.
+    pub via_certificate: bool,
+    pub ip: Option<IpAddr>,
+}
+
+/// One piece of a repository pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(String),
+    /// `*`: any run of characters, `/` included.
+    Star,
+    /// `${user}`: the subject's user name, literally.
+    User,
+}
+
+/// A repository glob such as `team-a/*` or `${user}/*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    text: String,
+    tokens: Vec<Token>,
+}
+
+impl Pattern {
+    /// Parses a pattern: repository-name characters, `*` and `${user}`.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        let mut tokens = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("${user}") {
+                tokens.push(Token::User);
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix('*') {
+                tokens.push(Token::Star);
+                rest = after;
+            } else {
+                let end = rest.find(['*', '$']).unwrap_or(rest.len());
+                let literal = &rest[..end.max(1)];
+                if !literal
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+                {
+                    return Err(format!("\"{text}\": only lowercase letters, digits, . _ - /, * and ${{user}} are allowed"));
+                }
+                tokens.push(Token::Literal(literal.to_string()));
+                rest = &rest[literal.len()..];
+            }
+        }
+        if tokens.is_empty() {
+            return Err("an empty repository pattern matches nothing".into());
+        }
+        Ok(Pattern {
+            text: text.to_string(),
+            tokens,
+        })
+    }
+
+    /// Whether `name` matches for `user`. `${user}` never matches for anonymous subjects or
+    /// for user names that are not a single repository path component.
+    pub fn matches(&self, name: &str, user: Option<&str>) -> bool {
+        let user = user.filter(|u| is_repository_name(u) && !u.contains('/'));
+        let mut expanded = Vec::with_capacity(self.tokens.len());
+        for token in &self.tokens {
+            match token {
+                Token::User => expanded.push(Token::Literal(match user {
+                    Some(u) => u.to_string(),
+                    None => return false,
+                })),
+                other => expanded.push(other.clone()),
+            }
+        }
+        glob(&expanded, name)
+    }
+}
+
+/// `*`-glob over literal tokens.
+fn glob(tokens: &[Token], text: &str) -> bool {
+    match tokens.split_first() {
+        None => text.is_empty(),
+        Some((Token::Literal(lit), rest)) => text
+            .strip_prefix(lit.as_str())
+            .is_some_and(|t| glob(rest, t)),
+        Some((Token::Star, rest)) => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| glob(rest, &text[i..])),
+        Some((Token::User, _)) => false,
+    }
+}
+
+/// Who a rule is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    /// User names; `"*"` is every authenticated user.
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    /// Names from client certificates (only certificate-authenticated subjects).
+    pub certificates: Vec<String>,
+    pub anonymous: bool,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// 1-based position, for `explain` and logs.
+    pub number: usize,
+    pub comment: Option<String>,
+    pub who: Who,
+    /// Client networks the rule is limited to; empty: any.
+    pub networks: Vec<IpNet>,
+    pub repositories: Vec<Pattern>,
+    /// Whether the rule is about `registry:catalog`.
+    pub catalog: bool,
+    /// What it allows; `Action::All` allows everything.
+    pub actions: Vec<Action>,
+}
+
+/// The outcome of one question, and the rule that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow { rule: Option<usize> },
+    Deny { rule: Option<usize>, reason: String },
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+/// The rules and groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acl {
+    pub rules: Vec<Rule>,
+    /// group → members
+    pub groups: HashMap<String, Vec<String>>,
+    pub read_only: bool,
+    /// No `[acl]` configured: every authenticated subject may do everything, anonymous
+    /// subjects nothing (so Basic or certificate auth alone keeps working as configured).
+    pub open_to_authenticated: bool,
+}
+
+impl Acl {
+    /// May `subject` do `action` on `resource`?
+    pub fn decide(&self, subject: &Subject<'_>, resource: &Resource, action: Action) -> Decision {
+        if self.read_only
+            && matches!(action, Action::Push | Action::Delete | Action::All)
+            && !matches!(resource, Resource::Catalog)
+        {
+            return Decision::Deny {
+                rule: None,
+                reason: "the registry is read-only".into(),
+            };
+        }
+        if self.open_to_authenticated {
+            return match subject.user {
+                Some(_) => Decision::Allow { rule: None },
+                None => Decision::Deny {
+                    rule: None,
+                    reason: "anonymous access is not configured".into(),
+                },
+            };
+        }
+        match self
+            .rules
+            .iter()
+            .find(|r| self.applies(r, subject, resource))
+        {
+            Some(rule) if rule.actions.contains(&Action::All) || rule.actions.contains(&action) => {
+                Decision::Allow {
+                    rule: Some(rule.number),
+                }
+            }
+            Some(rule) => Decision::Deny {
+                rule: Some(rule.number),
+                reason: format!("rule {} does not allow {}", rule.number, action.as_str()),
+            },
+            None => Decision::Deny {
+                rule: None,
+                reason: "no rule applies (default deny)".into(),
+            },
+        }
+    }
+
+    /// The actions of `scope` that `subject` may have: what a token grants.
+    pub fn grant(&self, subject: &Subject<'_>, scope: &Scope) -> Vec<Action> {
+        scope
+            .actions
+            .iter()
+            .copied()
+            .filter(|a| self.decide(subject, &scope.resource, *a).allowed())
+            .collect()
+    }
+
+    fn applies(&self, rule: &Rule, subject: &Subject<'_>, resource: &Resource) -> bool {
+        self.is_about(&rule.who, subject)
+            && (rule.networks.is_empty()
+                || subject
+                    .ip
+                    .is_some_and(|ip| rule.networks.iter().any(|n| n.contains(&ip.to_canonical()))))
+            && match resource {
+                Resource::Catalog => rule.catalog,
+                Resource::Repository(name) => rule
+                    .repositories
+                    .iter()
+                    .any(|p| p.matches(name, subject.user)),
+            }
+    }
+
+    fn is_about(&self, who: &Who, subject: &Subject<'_>) -> bool {
+        let Some(user) = subject.user else {
+            return who.anonymous;
+        };
+        who.users.iter().any(|u| u == "*" || u == user)
+            || who.groups.iter().any(|g| {
+                self.groups
+                    .get(g)
+                    .is_some_and(|members| members.iter().any(|m| m == user))
+            })
+            || (subject.via_certificate && who.certificates.iter().any(|c| c == user))
+    }
+}
+
+#[cfg(test)]
+#[path = "acl_tests.rs"]
+mod tests;
