@@ -11,6 +11,7 @@ pub mod htpasswd;
 pub mod passwords;
 pub mod scope;
 pub mod throttle;
+pub mod token;
 
 use std::net::IpAddr;
 
