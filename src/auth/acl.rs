@@ -144,6 +144,18 @@ impl Decision {
     }
 }
 
+/// What decides when there are no rules to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// `[acl]` rules, default deny.
+    #[default]
+    Rules,
+    /// No `[acl]`: every authenticated subject may do everything, anonymous ones nothing.
+    Authenticated,
+    /// No `[acl]` and `auth.allow_unauthenticated`: everyone may do everything.
+    Everyone,
+}
+
 /// The rules and groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acl {
@@ -151,9 +163,7 @@ pub struct Acl {
     /// group → members
     pub groups: HashMap<String, Vec<String>>,
     pub read_only: bool,
-    /// No `[acl]` configured: every authenticated subject may do everything, anonymous
-    /// subjects nothing (so Basic or certificate auth alone keeps working as configured).
-    pub open_to_authenticated: bool,
+    pub policy: Policy,
 }
 
 impl Acl {
@@ -168,14 +178,17 @@ impl Acl {
                 reason: "the registry is read-only".into(),
             };
         }
-        if self.open_to_authenticated {
-            return match subject.user {
-                Some(_) => Decision::Allow { rule: None },
-                None => Decision::Deny {
+        match (self.policy, subject.user) {
+            (Policy::Everyone, _) | (Policy::Authenticated, Some(_)) => {
+                return Decision::Allow { rule: None }
+            }
+            (Policy::Authenticated, None) => {
+                return Decision::Deny {
                     rule: None,
                     reason: "anonymous access is not configured".into(),
-                },
-            };
+                }
+            }
+            (Policy::Rules, _) => {}
         }
         match self
             .rules

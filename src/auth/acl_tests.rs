@@ -177,7 +177,7 @@ fn read_only_refuses_writes_first() {
         matches!(push, Decision::Deny { rule: None, ref reason } if reason.contains("read-only"))
     );
     let mut open = Acl {
-        open_to_authenticated: true,
+        policy: Policy::Authenticated,
         read_only: true,
         ..Acl::default()
     };
@@ -189,6 +189,8 @@ fn read_only_refuses_writes_first() {
         .decide(&subject(Some("x")), &repo("a"), Delete)
         .allowed());
     assert!(!open.decide(&subject(None), &repo("a"), Pull).allowed());
+    open.policy = Policy::Everyone;
+    assert!(open.decide(&subject(None), &repo("a"), Push).allowed());
 }
 
 #[test]

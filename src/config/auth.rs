@@ -44,6 +44,7 @@ pub struct AuthConfig {
     pub throttle_window: Duration,
     pub cache_ttl: Duration,
     pub cache_capacity: usize,
+    pub token: Option<super::access::TokenConfig>,
 }
 
 /// Loads the client CA files and CRLs.
@@ -81,6 +82,7 @@ pub fn parse_auth(
     base: &Path,
     client_auth: Option<&FileClientAuth>,
     threads: usize,
+    has_acl: bool,
 ) -> Result<AuthConfig, Vec<Problem>> {
     let mut problems = Vec::new();
     let htpasswd = match &file.htpasswd {
@@ -93,10 +95,14 @@ pub fn parse_auth(
         },
         None => None,
     };
+    let token = match &file.token {
+        Some(t) => super::access::parse_token(t, base).map_err(|mut p| problems.append(&mut p)).ok(),
+        None => None,
+    };
     let has_basic = file.htpasswd.is_some();
     let cert_mode = client_auth.map(|c| c.mode);
-    if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated {
-        problems.push(Problem::new("auth", "no authentication is configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd] or [tls.client_auth], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
+    if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated && !has_acl {
+        problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
     }
     if cert_mode == Some(FileClientAuthMode::Optional) && !has_basic {
         problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd], or use mode = \"require\""));
@@ -128,6 +134,7 @@ pub fn parse_auth(
         throttle_window: Duration::from_secs(file.throttle.window),
         cache_ttl: Duration::from_secs(file.cache.ttl),
         cache_capacity: file.cache.capacity,
+        token,
     })
 }
 

@@ -30,6 +30,12 @@ pub struct FileConfig {
     pub log: FileLog,
     #[serde(default)]
     pub auth: FileAuth,
+    /// Allow only pulls (and the catalog): for maintenance and garbage collection.
+    /// Default `false`.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Authorization rules. Without `[acl]` every authenticated user may do everything.
+    pub acl: Option<FileAcl>,
 }
 
 /// `[tls]`
@@ -110,6 +116,110 @@ pub struct FileAuth {
     pub throttle: FileThrottle,
     #[serde(default)]
     pub cache: FileCache,
+    /// The built-in token service (Docker token authentication).
+    pub token: Option<FileToken>,
+}
+
+/// `[auth.token]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileToken {
+    /// The token endpoint as clients reach it, e.g. `https://registry.example.com/auth/token`.
+    /// Portcullis serves it at that URL's path. Required.
+    pub realm: Option<String>,
+    /// The service name tokens are for (their audience). Required.
+    pub service: Option<String>,
+    /// `iss` of issued tokens. Default `"portcullis"`.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// PEM private key that signs tokens (EC P-256 → ES256, or RSA → RS256). Required.
+    pub key: Option<String>,
+    /// PEM certificate of that key (`portcullis keygen` writes both); registry:2's
+    /// `rootcertbundle` is this file. Required.
+    pub certificate: Option<String>,
+    /// Seconds an access token lives. Default 300.
+    #[serde(default = "default_expiration")]
+    pub expiration: u64,
+    /// Seconds a refresh token (docker login) lives. Default 604800 (7 days).
+    #[serde(default = "default_refresh_expiration")]
+    pub refresh_expiration: u64,
+    /// Other issuers whose tokens `/v2/` accepts.
+    #[serde(default)]
+    pub trust: Vec<FileTrustedIssuer>,
+}
+
+/// `[[auth.token.trust]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTrustedIssuer {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// PEM certificates of its signing keys.
+    pub certificates: Option<String>,
+    /// Or a JWKS file with its keys.
+    pub jwks: Option<String>,
+}
+
+/// `[acl]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileAcl {
+    /// Another TOML file with `[groups]` and `[[rules]]`; its rules come after these.
+    pub include: Option<String>,
+    #[serde(default)]
+    pub groups: std::collections::HashMap<String, Vec<String>>,
+    #[serde(default)]
+    pub rules: Vec<FileRule>,
+}
+
+/// The file `acl.include` names.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileAclInclude {
+    #[serde(default)]
+    pub groups: std::collections::HashMap<String, Vec<String>>,
+    #[serde(default)]
+    pub rules: Vec<FileRule>,
+}
+
+/// `[[acl.rules]]`
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileRule {
+    pub comment: Option<String>,
+    /// User names; `"*"` is every authenticated user.
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Client-certificate identities (only certificate-authenticated requests).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Requests without credentials.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Client CIDRs the rule is limited to. Default: any.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Repository globs: `*` matches anything (also `/`), `${user}` the user's name.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    /// The rule is about the catalog (`GET /v2/_catalog`).
+    #[serde(default)]
+    pub catalog: bool,
+    /// `"pull"`, `"push"`, `"delete"`, `"*"`.
+    #[serde(default)]
+    pub actions: Vec<String>,
+}
+
+fn default_issuer() -> String {
+    "portcullis".to_string()
+}
+fn default_expiration() -> u64 {
+    300
+}
+fn default_refresh_expiration() -> u64 {
+    604_800
 }
 
 /// `auth.require`

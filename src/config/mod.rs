@@ -4,6 +4,7 @@
 //! file's folder, loads and checks certificates, and returns either a complete [`Config`] or
 //! every [`Problem`] found, each naming its TOML key and the fix.
 
+pub mod access;
 pub mod auth;
 pub mod file;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use crate::headers::TrustedProxies;
 use crate::tls::certs::{load_server_identity, ServerIdentity};
+pub use access::TokenConfig;
 pub use auth::{AuthConfig, ClientAuthConfig, HtpasswdConfig};
 pub use file::LogFormat;
 use file::{FileConfig, FileTls, FileTlsVersion};
@@ -111,6 +113,7 @@ pub struct Config {
     pub grace_period: Duration,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub acl: crate::auth::acl::Acl,
 }
 
 impl Config {
@@ -146,7 +149,16 @@ impl Config {
         let threads = file.threads.unwrap_or_else(default_threads);
         let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
         let auth = collect(
-            auth::parse_auth(&file.auth, base, client_auth_file, threads.max(1)),
+            auth::parse_auth(&file.auth, base, client_auth_file, threads.max(1), file.acl.is_some()),
+            &mut problems,
+        );
+        let acl = collect(
+            access::parse_acl(
+                file.acl.as_ref(),
+                file.read_only,
+                file.auth.allow_unauthenticated,
+                base,
+            ),
             &mut problems,
         );
         if threads == 0 {
@@ -181,6 +193,7 @@ impl Config {
                         access: file.log.access,
                     },
                     auth,
+                    acl: acl.unwrap_or_default(),
                 })
             }
             _ => Err(problems),
