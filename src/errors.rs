@@ -35,6 +35,19 @@ pub enum GatewayError {
     Denied(&'static str),
     /// Too many failed logins from this address; try again after `retry_after` seconds.
     TooManyRequests { retry_after: u64 },
+    /// Token authentication needed: 401 with a Bearer challenge. `scope` lists the
+    /// scopes the request needs (space-separated, empty for `/v2/`); `error` is
+    /// `invalid_token` or `insufficient_scope` when a token was presented.
+    BearerChallenge {
+        realm: String,
+        service: String,
+        scope: String,
+        error: Option<&'static str>,
+    },
+    /// A push or delete while `read_only = true`.
+    ReadOnly,
+    /// An OAuth2 error at the token endpoint (`invalid_request`, `unsupported_grant_type`, ...).
+    TokenRequest(&'static str),
 }
 
 /// The complete answer for a [`GatewayError`]: status, headers and body.
@@ -77,6 +90,17 @@ impl GatewayError {
                 "authentication required",
             ),
             Self::Denied(message) => (StatusCode::FORBIDDEN, "DENIED", message),
+            Self::BearerChallenge { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+            ),
+            Self::ReadOnly => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "the registry is in read-only mode",
+            ),
+            Self::TokenRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", "bad token request"),
             Self::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOOMANYREQUESTS",
@@ -90,11 +114,38 @@ impl GatewayError {
         self.parts().0
     }
 
+    /// The `detail` of the error body: for a Bearer challenge on repositories, the access
+    /// records distribution puts there (`[{"Type":"repository","Name":..,"Action":..}]`).
+    fn detail(&self) -> serde_json::Value {
+        match self {
+            Self::BearerChallenge { scope, .. } if !scope.is_empty() => {
+                let records: Vec<serde_json::Value> = crate::auth::scope::parse_scopes(scope)
+                    .iter()
+                    .flat_map(|s| {
+                        let (kind, name) = s.resource.type_and_name();
+                        s.actions.iter().map(move |a| {
+                            serde_json::json!({"Type": kind, "Class": "", "Name": name, "Action": a.as_str()})
+                        })
+                    })
+                    .collect();
+                serde_json::Value::Array(records)
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+
     /// The full answer. `under_v2` adds the registry API-version header, which every
     /// response under `/v2/` must carry, errors included.
     pub fn response(&self, under_v2: bool) -> GatewayResponse {
         let (status, code, message) = self.parts();
-        let body = error_body(code, message);
+        let body = match self {
+            Self::TokenRequest(error) => {
+                let mut text = serde_json::json!({ "error": error }).to_string();
+                text.push('\n');
+                Bytes::from(text)
+            }
+            _ => error_body_with_detail(code, message, self.detail()),
+        };
         let mut headers = vec![
             (
                 "Content-Type",
@@ -114,6 +165,21 @@ impl GatewayError {
             Self::TooManyRequests { retry_after } => {
                 headers.push(("Retry-After", retry_after.to_string()))
             }
+            Self::BearerChallenge {
+                realm,
+                service,
+                scope,
+                error,
+            } => {
+                let mut value = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
+                if !scope.is_empty() {
+                    value.push_str(&format!(",scope=\"{scope}\""));
+                }
+                if let Some(error) = error {
+                    value.push_str(&format!(",error=\"{error}\""));
+                }
+                headers.push(("WWW-Authenticate", value));
+            }
             _ => {}
         }
         GatewayResponse {
@@ -127,6 +193,11 @@ impl GatewayError {
 /// The registry's error body: `{"errors":[{"code":..,"message":..,"detail":null}]}` and a
 /// newline, as distribution's `errcode` package writes it.
 pub fn error_body(code: &str, message: &str) -> Bytes {
+    error_body_with_detail(code, message, serde_json::Value::Null)
+}
+
+/// [`error_body`] with a `detail` value.
+pub fn error_body_with_detail(code: &str, message: &str, detail: serde_json::Value) -> Bytes {
     #[derive(Serialize)]
     struct Body<'a> {
         errors: [Entry<'a>; 1],
@@ -135,13 +206,13 @@ pub fn error_body(code: &str, message: &str) -> Bytes {
     struct Entry<'a> {
         code: &'a str,
         message: &'a str,
-        detail: Option<()>,
+        detail: serde_json::Value,
     }
     let body = Body {
         errors: [Entry {
             code,
             message,
-            detail: None,
+            detail,
         }],
     };
     let mut text = serde_json::to_vec(&body).unwrap_or_default();

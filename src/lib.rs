@@ -4,6 +4,7 @@
 //! Pure protocol logic lives in [`registry`], [`headers`] and [`errors`]; [`config`] turns the
 //! TOML into a validated [`config::Config`]; [`proxy`] wires pingora's hooks to them.
 
+pub mod access;
 pub mod access_log;
 pub mod auth;
 pub mod cli;

@@ -14,8 +14,9 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
+use crate::access::{Access, RequestFacts};
 use crate::access_log;
-use crate::auth::{Attempt, Authenticator};
+use crate::auth::token_endpoint::MAX_FORM;
 use crate::config::Config;
 use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
 use crate::headers::{
@@ -28,7 +29,7 @@ use crate::tls::client_auth::ClientIdentity;
 /// The gateway: configuration, authentication state and the shared in-flight counter.
 pub struct Gateway {
     pub config: Arc<Config>,
-    pub auth: Authenticator,
+    pub access: Access,
     pub in_flight: InFlight,
 }
 
@@ -74,23 +75,44 @@ impl Gateway {
         (host, plan)
     }
 
-    /// Authenticates a `/v2/` request; `Some(answer)` refuses it.
-    async fn authenticate(&self, session: &Session, ctx: &mut RequestCtx) -> Option<GatewayError> {
-        let identity: Option<ClientIdentity> = session
-            .digest()
-            .and_then(|d| d.ssl_digest.as_ref())
-            .and_then(|tls| tls.extension.get::<ClientIdentity>())
-            .cloned();
-        let attempt = Attempt {
-            client_ip: ctx.client_ip,
-            authorization: session
-                .req_header()
+    /// The request facts access decisions are made on.
+    fn facts<'a>(
+        session: &'a Session,
+        identity: Option<&'a ClientIdentity>,
+        client_ip: Option<IpAddr>,
+    ) -> RequestFacts<'a> {
+        let req = session.req_header();
+        RequestFacts {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            authorization: req
                 .headers
                 .get(http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
-            certificate: identity.as_ref(),
-        };
-        match self.auth.authenticate(attempt).await {
+            certificate: identity,
+            client_ip,
+        }
+    }
+
+    /// The verified client certificate's identity, if the connection has one.
+    fn identity(session: &Session) -> Option<ClientIdentity> {
+        session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|tls| tls.extension.get::<ClientIdentity>())
+            .cloned()
+    }
+
+    /// Decides a `/v2/` request; `Some(answer)` refuses it.
+    async fn check_registry_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+    ) -> Option<GatewayError> {
+        let identity = Self::identity(session);
+        let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
+        match self.access.registry_request(facts).await {
             Ok(principal) => {
                 ctx.user = Some(principal.user).filter(|u| !u.is_empty());
                 None
@@ -98,6 +120,54 @@ impl Gateway {
             Err(refusal) => Some(refusal),
         }
     }
+
+    /// Answers the token endpoint.
+    async fn serve_token_endpoint(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let body = match session.req_header().method == Method::POST {
+            true => match read_form(session).await? {
+                Some(body) => Some(body),
+                None => {
+                    let answer = GatewayError::TokenRequest("invalid_request").response(false);
+                    return write_answer(session, &answer).await;
+                }
+            },
+            false => None,
+        };
+        let identity = Self::identity(session);
+        let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
+        match self.access.token_request(facts, body.as_deref()).await {
+            Ok(json) => write_json(session, json).await,
+            Err(refusal) => write_answer(session, &refusal.response(false)).await,
+        }
+    }
+}
+
+/// Reads a POST body up to the token endpoint's limit; `None` when it is larger.
+async fn read_form(session: &mut Session) -> pingora::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_FORM {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// A `200` JSON answer that must not be cached (tokens).
+async fn write_json(session: &mut Session, json: Bytes) -> pingora::Result<()> {
+    let mut header = ResponseHeader::build(200, Some(3))?;
+    header.insert_header("Content-Type", "application/json")?;
+    header.insert_header("Content-Length", json.len().to_string())?;
+    header.insert_header("Cache-Control", "no-store")?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(json), true).await
 }
 
 #[async_trait]
@@ -126,7 +196,11 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(t.idle));
         session.set_write_timeout(Some(t.idle));
         session.set_keepalive(Some(t.keepalive.as_secs()));
-        ctx.route = classify(session.req_header().uri.path());
+        let path = session.req_header().uri.path();
+        ctx.route = match self.access.token_path() {
+            Some(token_path) if token_path == path => Route::Token,
+            _ => classify(path),
+        };
         let (host, forwarding) = self.forwarding(session);
         ctx.client_ip = forwarding.client_ip;
         ctx.host = host;
@@ -141,7 +215,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         match ctx.route {
-            Route::RegistryApi => match self.authenticate(session, ctx).await {
+            Route::Token => {
+                self.serve_token_endpoint(session, ctx).await?;
+                Ok(true)
+            }
+            Route::RegistryApi => match self.check_registry_request(session, ctx).await {
                 None => Ok(false),
                 Some(refusal) => {
                     write_answer(session, &refusal.response(true)).await?;

@@ -7,6 +7,8 @@ pub enum Route {
     Health,
     /// `/v2` and everything under `/v2/`: the registry API, proxied to the backend.
     RegistryApi,
+    /// The token endpoint (`auth.token.realm`'s path), answered by the gateway.
+    Token,
     /// Anything else: the gateway answers 404 and never exposes it from the backend.
     Other,
 }

@@ -8,7 +8,7 @@ use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
-use crate::auth::Authenticator;
+use crate::access::Access;
 use crate::config::Config;
 use crate::lifecycle::{GracefulStop, InFlight};
 use crate::proxy::Gateway;
@@ -39,7 +39,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
     let in_flight = InFlight::default();
     let gateway = Gateway {
-        auth: Authenticator::from_config(&config),
+        access: Access::from_config(&config),
         config: Arc::clone(&config),
         in_flight: in_flight.clone(),
     };

@@ -134,8 +134,15 @@ pub struct Rule {
 /// The outcome of one question, and the rule that gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow { rule: Option<usize> },
-    Deny { rule: Option<usize>, reason: String },
+    Allow {
+        rule: Option<usize>,
+    },
+    Deny {
+        rule: Option<usize>,
+        reason: String,
+    },
+    /// `read_only = true` and the action writes.
+    ReadOnly,
 }
 
 impl Decision {
@@ -173,10 +180,7 @@ impl Acl {
             && matches!(action, Action::Push | Action::Delete | Action::All)
             && !matches!(resource, Resource::Catalog)
         {
-            return Decision::Deny {
-                rule: None,
-                reason: "the registry is read-only".into(),
-            };
+            return Decision::ReadOnly;
         }
         match (self.policy, subject.user) {
             (Policy::Everyone, _) | (Policy::Authenticated, Some(_)) => {

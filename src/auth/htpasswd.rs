@@ -77,6 +77,11 @@ impl HtpasswdDb {
         self.users.len()
     }
 
+    /// Whether `user` has a line.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     /// Whether the file has no users.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()

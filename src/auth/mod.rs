@@ -12,6 +12,7 @@ pub mod passwords;
 pub mod scope;
 pub mod throttle;
 pub mod token;
+pub mod token_endpoint;
 
 use std::net::IpAddr;
 
@@ -33,16 +34,67 @@ pub enum Require {
 pub enum Method {
     /// No authentication is configured (`auth.allow_unauthenticated`).
     None,
+    /// Methods are configured but the request brought no credentials.
+    Anonymous,
     Basic,
     Certificate,
+    /// A Bearer token; what it allows is in its grant, not in the ACL.
+    Token,
 }
 
-/// The authenticated user of a request.
+/// Who a request is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// User name for logs and, later, authorization; empty for [`Method::None`].
+    /// User name for logs and authorization; empty for [`Method::None`] and
+    /// [`Method::Anonymous`].
     pub user: String,
     pub method: Method,
+}
+
+impl Principal {
+    /// Nobody in particular.
+    pub fn anonymous() -> Self {
+        Principal {
+            user: String::new(),
+            method: Method::Anonymous,
+        }
+    }
+
+    /// The ACL's view of this principal.
+    pub fn subject(&self, ip: Option<IpAddr>) -> acl::Subject<'_> {
+        acl::Subject {
+            user: Some(self.user.as_str()).filter(|u| !u.is_empty()),
+            via_certificate: self.method == Method::Certificate,
+            ip,
+        }
+    }
+}
+
+/// Why authentication failed; the caller turns it into the right challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Wrong, unknown or malformed credentials.
+    BadCredentials,
+    /// Too many failures from this address.
+    Throttled { retry_after: u64 },
+    /// A verified client certificate without the configured name field.
+    NamelessCertificate,
+    /// The password checker is overloaded.
+    Busy,
+}
+
+impl Failure {
+    /// The answer for this failure, given the challenge to send for bad credentials.
+    pub fn into_error(self, challenge: GatewayError) -> GatewayError {
+        match self {
+            Failure::BadCredentials => challenge,
+            Failure::Throttled { retry_after } => GatewayError::TooManyRequests { retry_after },
+            Failure::NamelessCertificate => {
+                GatewayError::Denied("a client certificate naming the user is required")
+            }
+            Failure::Busy => GatewayError::Unavailable,
+        }
+    }
 }
 
 /// What a request brings to authentication.
@@ -91,7 +143,7 @@ impl Authenticator {
     }
 
     /// Decides who the request is from, or the answer that refuses it.
-    pub async fn authenticate(&self, attempt: Attempt<'_>) -> Result<Principal, GatewayError> {
+    pub async fn authenticate(&self, attempt: Attempt<'_>) -> Result<Principal, Failure> {
         let cert_user = if self.certificates {
             attempt.certificate.and_then(|c| c.user.clone())
         } else {
@@ -117,49 +169,67 @@ impl Authenticator {
     }
 
     /// Basic auth: parse, throttle, cache, bcrypt.
-    async fn basic(
-        &self,
-        basic: &BasicAuth,
-        attempt: Attempt<'_>,
-    ) -> Result<Principal, GatewayError> {
-        let challenge = || GatewayError::Unauthorized {
-            realm: basic.realm.clone(),
-        };
+    /// Basic auth from the `Authorization` header; no header is an anonymous principal.
+    async fn basic(&self, basic: &BasicAuth, attempt: Attempt<'_>) -> Result<Principal, Failure> {
         let Some(header) = attempt.authorization else {
-            return Err(challenge());
+            return Ok(Principal::anonymous());
         };
         let creds = match parse_basic(header) {
             Ok(creds) => creds,
             Err(why) => {
                 tracing::info!(client = %show(attempt.client_ip), reason = %why, "authentication failed");
                 self.failed(attempt.client_ip);
-                return Err(challenge());
+                return Err(Failure::BadCredentials);
             }
         };
-        if !basic.checker.is_cached(&creds) {
-            if let Some(retry_after) = attempt
-                .client_ip
-                .and_then(|ip| self.throttle.blocked_for(ip))
-            {
-                return Err(GatewayError::TooManyRequests { retry_after });
+        self.check_password(basic, &creds, attempt.client_ip).await
+    }
+
+    /// Checks a user name and password (from a Basic header or the token endpoint's
+    /// password grant), with throttling. `None` when Basic auth is not configured.
+    pub async fn password(
+        &self,
+        creds: &basic::Credentials,
+        ip: Option<IpAddr>,
+    ) -> Option<Result<Principal, Failure>> {
+        let basic = self.basic.as_ref()?;
+        Some(self.check_password(basic, creds, ip).await)
+    }
+
+    /// Whether `user` is (still) in the htpasswd file.
+    pub fn knows_user(&self, user: &str) -> bool {
+        self.basic
+            .as_ref()
+            .is_some_and(|b| b.checker.has_user(user))
+    }
+
+    async fn check_password(
+        &self,
+        basic: &BasicAuth,
+        creds: &basic::Credentials,
+        ip: Option<IpAddr>,
+    ) -> Result<Principal, Failure> {
+        if !basic.checker.is_cached(creds) {
+            if let Some(retry_after) = ip.and_then(|ip| self.throttle.blocked_for(ip)) {
+                return Err(Failure::Throttled { retry_after });
             }
         }
-        match basic.checker.verify(&creds).await {
+        match basic.checker.verify(creds).await {
             Verdict::Valid => {
-                if let Some(ip) = attempt.client_ip {
+                if let Some(ip) = ip {
                     self.throttle.record_success(ip);
                 }
                 Ok(Principal {
-                    user: creds.user,
+                    user: creds.user.clone(),
                     method: Method::Basic,
                 })
             }
             Verdict::Invalid => {
-                tracing::info!(client = %show(attempt.client_ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
-                self.failed(attempt.client_ip);
-                Err(challenge())
+                tracing::info!(client = %show(ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
+                self.failed(ip);
+                Err(Failure::BadCredentials)
             }
-            Verdict::Busy => Err(GatewayError::Unavailable),
+            Verdict::Busy => Err(Failure::Busy),
         }
     }
 
@@ -171,15 +241,13 @@ impl Authenticator {
 }
 
 /// A certificate user, or the refusal for a certificate without the configured name field.
-fn cert_principal(user: Option<String>) -> Result<Principal, GatewayError> {
+fn cert_principal(user: Option<String>) -> Result<Principal, Failure> {
     match user {
         Some(user) => Ok(Principal {
             user,
             method: Method::Certificate,
         }),
-        None => Err(GatewayError::Denied(
-            "a client certificate naming the user is required",
-        )),
+        None => Err(Failure::NamelessCertificate),
     }
 }
 

@@ -64,6 +64,16 @@ impl PasswordChecker {
         }
     }
 
+    /// Whether `user` is in the current htpasswd file.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.reload_if_changed();
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .has_user(user)
+    }
+
     /// Whether these credentials were verified recently (no bcrypt needed).
     pub fn is_cached(&self, creds: &Credentials) -> bool {
         self.reload_if_changed();

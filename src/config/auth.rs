@@ -96,7 +96,9 @@ pub fn parse_auth(
         None => None,
     };
     let token = match &file.token {
-        Some(t) => super::access::parse_token(t, base).map_err(|mut p| problems.append(&mut p)).ok(),
+        Some(t) => super::access::parse_token(t, base)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok(),
         None => None,
     };
     let has_basic = file.htpasswd.is_some();

@@ -149,7 +149,13 @@ impl Config {
         let threads = file.threads.unwrap_or_else(default_threads);
         let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
         let auth = collect(
-            auth::parse_auth(&file.auth, base, client_auth_file, threads.max(1), file.acl.is_some()),
+            auth::parse_auth(
+                &file.auth,
+                base,
+                client_auth_file,
+                threads.max(1),
+                file.acl.is_some(),
+            ),
             &mut problems,
         );
         let acl = collect(

@@ -1,0 +1,291 @@
+//! Access decisions for each request: authentication, then authorization, for the registry
+//! API and the token endpoint. Plain async functions over request facts; the pingora hooks
+//! in `proxy.rs` only gather those facts and write the answers.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+
+use crate::auth::acl::{Acl, Decision};
+use crate::auth::scope::Action;
+use crate::auth::scope::{required_scopes, RouteError, Scope};
+use crate::auth::token::now;
+use crate::auth::token_endpoint::{parse_get, parse_post, GrantKind, TokenRequest, TokenResponse};
+use crate::auth::{Attempt, Authenticator, Failure, Method, Principal};
+use crate::config::{Config, TokenConfig};
+use crate::errors::GatewayError;
+use crate::tls::certs::format_time;
+use crate::tls::client_auth::ClientIdentity;
+
+/// What a request brings.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a [u8]>,
+    pub certificate: Option<&'a ClientIdentity>,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// Everything that decides access.
+pub struct Access {
+    pub authn: Authenticator,
+    pub acl: Acl,
+    pub token: Option<TokenConfig>,
+    basic_realm: Option<String>,
+    /// Whether any credentials can be presented (then `/v2/` challenges anonymous clients).
+    credentials_matter: bool,
+}
+
+impl Access {
+    pub fn from_config(config: &Config) -> Self {
+        let authn = Authenticator::from_config(config);
+        let credentials_matter =
+            authn.basic.is_some() || authn.certificates || config.auth.token.is_some();
+        Access {
+            basic_realm: config.auth.htpasswd.as_ref().map(|h| h.realm.clone()),
+            authn,
+            acl: config.acl.clone(),
+            token: config.auth.token.clone(),
+            credentials_matter,
+        }
+    }
+
+    /// The path the token endpoint is served at, when configured.
+    pub fn token_path(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.path.as_str())
+    }
+
+    /// Decides a `/v2/` request: the principal to log, or the answer that refuses it.
+    pub async fn registry_request(&self, req: RequestFacts<'_>) -> Result<Principal, GatewayError> {
+        let scopes = required_scopes(req.method, req.path, req.query).map_err(|e| match e {
+            RouteError::UnknownPath => GatewayError::NotFound,
+            RouteError::Method => {
+                GatewayError::MethodNotAllowed("GET, HEAD, POST, PUT, PATCH, DELETE")
+            }
+        })?;
+        if let (Some(token), Some(bearer)) = (&self.token, bearer(req.authorization)) {
+            return self.token_holder(token, bearer, &scopes);
+        }
+        let attempt = Attempt {
+            client_ip: req.client_ip,
+            authorization: req.authorization,
+            certificate: req.certificate,
+        };
+        let principal = self
+            .authn
+            .authenticate(attempt)
+            .await
+            .map_err(|f| f.into_error(self.challenge(&scopes, None)))?;
+        let anonymous = principal.method == Method::Anonymous;
+        if scopes.is_empty() && anonymous && self.credentials_matter {
+            return Err(self.challenge(&scopes, None));
+        }
+        let subject = principal.subject(req.client_ip);
+        for scope in &scopes {
+            for action in &scope.actions {
+                match self.acl.decide(&subject, &scope.resource, *action) {
+                    Decision::Allow { .. } => {}
+                    Decision::ReadOnly => return Err(GatewayError::ReadOnly),
+                    Decision::Deny { reason, .. } => {
+                        tracing::info!(client = %show(req.client_ip), user = %principal.user, scope = %scope, reason = %reason, "access denied");
+                        return Err(self.refusal(anonymous, &scopes));
+                    }
+                }
+            }
+        }
+        Ok(principal)
+    }
+
+    /// A Bearer token must hold every scope the request needs.
+    fn token_holder(
+        &self,
+        token: &TokenConfig,
+        bearer: &str,
+        scopes: &[Scope],
+    ) -> Result<Principal, GatewayError> {
+        let grant = token.verifier.verify(bearer).map_err(|e| {
+            tracing::info!(reason = %e.0, "bearer token refused");
+            self.challenge(scopes, Some("invalid_token"))
+        })?;
+        for scope in scopes {
+            for action in &scope.actions {
+                if self.acl.read_only && matches!(action, Action::Push | Action::Delete) {
+                    return Err(GatewayError::ReadOnly);
+                }
+                if !grant.allows(&scope.resource, *action) {
+                    tracing::info!(user = %grant.subject, scope = %scope, "token lacks the scope");
+                    return Err(self.challenge(scopes, Some("insufficient_scope")));
+                }
+            }
+        }
+        Ok(Principal {
+            user: grant.subject,
+            method: Method::Token,
+        })
+    }
+
+    /// The answer when the ACL refuses.
+    fn refusal(&self, anonymous: bool, scopes: &[Scope]) -> GatewayError {
+        if anonymous && self.credentials_matter {
+            self.challenge(scopes, None)
+        } else {
+            GatewayError::Denied("requested access to the resource is denied")
+        }
+    }
+
+    /// The 401 that tells the client how to authenticate.
+    fn challenge(&self, scopes: &[Scope], error: Option<&'static str>) -> GatewayError {
+        match (&self.token, &self.basic_realm) {
+            (Some(token), _) => GatewayError::BearerChallenge {
+                realm: token.realm.clone(),
+                service: token.service.clone(),
+                scope: scopes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                error,
+            },
+            (None, Some(realm)) => GatewayError::Unauthorized {
+                realm: realm.clone(),
+            },
+            (None, None) => GatewayError::Denied("requested access to the resource is denied"),
+        }
+    }
+
+    /// Answers the token endpoint: `GET` (query) or `POST` (form `body`).
+    pub async fn token_request(
+        &self,
+        req: RequestFacts<'_>,
+        body: Option<&[u8]>,
+    ) -> Result<Bytes, GatewayError> {
+        let Some(token) = &self.token else {
+            return Err(GatewayError::NotFound);
+        };
+        let request = match (req.method, body) {
+            ("GET", _) => parse_get(req.query),
+            ("POST", Some(body)) => parse_post(body).map_err(GatewayError::TokenRequest)?,
+            _ => return Err(GatewayError::MethodNotAllowed("GET, POST")),
+        };
+        if request
+            .service
+            .as_deref()
+            .is_some_and(|s| s != token.service)
+        {
+            return Err(GatewayError::TokenRequest("invalid_request"));
+        }
+        let principal = self.token_principal(token, &request, req).await?;
+        Ok(self
+            .issue(token, &principal, &request, req.client_ip)?
+            .body())
+    }
+
+    /// Who asks for a token.
+    async fn token_principal(
+        &self,
+        token: &TokenConfig,
+        request: &TokenRequest,
+        req: RequestFacts<'_>,
+    ) -> Result<Principal, GatewayError> {
+        let basic_challenge = GatewayError::Unauthorized {
+            realm: self
+                .basic_realm
+                .clone()
+                .unwrap_or_else(|| "Registry Realm".into()),
+        };
+        match &request.grant {
+            GrantKind::Header => {
+                let attempt = Attempt {
+                    client_ip: req.client_ip,
+                    authorization: req.authorization,
+                    certificate: req.certificate,
+                };
+                self.authn
+                    .authenticate(attempt)
+                    .await
+                    .map_err(|f| f.into_error(basic_challenge))
+            }
+            GrantKind::Password(creds) => match self.authn.password(creds, req.client_ip).await {
+                Some(result) => result.map_err(|f: Failure| f.into_error(basic_challenge)),
+                None => Err(basic_challenge),
+            },
+            GrantKind::Refresh(refresh) => {
+                let user = token
+                    .signer
+                    .check_refresh_token(refresh, &token.own_key)
+                    .map_err(|_| GatewayError::TokenRequest("invalid_grant"))?;
+                if self.authn.basic.is_some() && !self.authn.knows_user(&user) {
+                    return Err(GatewayError::TokenRequest("invalid_grant"));
+                }
+                Ok(Principal {
+                    user,
+                    method: Method::Basic,
+                })
+            }
+        }
+    }
+
+    /// Grants what the ACL allows of what was asked, and signs it.
+    fn issue(
+        &self,
+        token: &TokenConfig,
+        principal: &Principal,
+        request: &TokenRequest,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenResponse, GatewayError> {
+        let subject = principal.subject(ip);
+        let granted: Vec<Scope> = request
+            .scopes
+            .iter()
+            .map(|s| Scope {
+                resource: s.resource.clone(),
+                actions: self.acl.grant(&subject, s),
+            })
+            .filter(|s| !s.actions.is_empty())
+            .collect();
+        let access: Vec<_> = granted
+            .iter()
+            .map(|s| (s.resource.clone(), s.actions.clone()))
+            .collect();
+        let signed = token
+            .signer
+            .access_token(&principal.user, &access)
+            .map_err(|_| GatewayError::Unavailable)?;
+        let refresh = match (request.offline, principal.user.is_empty()) {
+            (true, false) => Some(
+                token
+                    .signer
+                    .refresh_token(&principal.user)
+                    .map_err(|_| GatewayError::Unavailable)?,
+            ),
+            _ => None,
+        };
+        let scope_text = granted
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::info!(client = %show(ip), user = %principal.user, granted = %scope_text, "token issued");
+        Ok(TokenResponse {
+            access_token: signed.clone(),
+            token: signed,
+            expires_in: token.signer.expires_in(),
+            issued_at: format_time(now() as i64),
+            refresh_token: refresh,
+            scope: request.is_post.then_some(scope_text),
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+fn bearer(authorization: Option<&[u8]>) -> Option<&str> {
+    let text = std::str::from_utf8(authorization?).ok()?.trim();
+    let (scheme, token) = text.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn show(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())
+}
