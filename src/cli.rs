@@ -53,6 +53,21 @@ pub enum Command {
         #[arg(short = 'C', long = "cost", default_value_t = 10)]
         cost: u32,
     },
+    /// Write a token signing key (token.key, ES256) and its certificate (token.crt), for
+    /// [auth.token] and for registry:2's auth.token.rootcertbundle.
+    Keygen {
+        #[arg(long, default_value = "certs/token")]
+        out: PathBuf,
+        /// Common name of the certificate.
+        #[arg(long, default_value = "Portcullis token signer")]
+        name: String,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 1825)]
+        days: i64,
+    },
+    /// Show what the ACL decides for a user and a request or scope, and which rule decides.
+    /// Exits 0 when everything asked is allowed, 1 otherwise.
+    Explain(crate::explain::ExplainArgs),
 }
 
 /// Runs the parsed command; errors are printed here and turned into the exit code.
@@ -66,6 +81,8 @@ pub fn run(cli: Cli) -> ExitCode {
             clients,
         } => certs(&out, &names, &clients),
         Command::Htpasswd { user, cost } => htpasswd(&user, cost),
+        Command::Keygen { out, name, days } => keygen(&out, &name, days),
+        Command::Explain(args) => crate::explain::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +144,21 @@ fn check(path: &Path) -> Result<(), String> {
     for warning in &tls.identity.warnings {
         println!("  warning: {warning}");
     }
+    Ok(())
+}
+
+fn keygen(out: &Path, name: &str, days: i64) -> Result<(), String> {
+    let (key, cert) = devcerts::write_token_key(out, name, days)?;
+    println!("wrote {} and {}", key.display(), cert.display());
+    println!(
+        "[auth.token]\nkey = \"{}\"\ncertificate = \"{}\"",
+        key.display(),
+        cert.display()
+    );
+    println!(
+        "registry:2 accepting these tokens: auth.token.rootcertbundle: {}",
+        cert.display()
+    );
     Ok(())
 }
 

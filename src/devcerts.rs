@@ -22,6 +22,8 @@ pub enum Kind {
     Server,
     /// TLS client (clientAuth).
     Client,
+    /// Signs tokens: digital signature only.
+    Signing,
 }
 
 /// One certificate to issue.
@@ -95,6 +97,7 @@ pub fn issue(spec: &Spec, issuer: Option<&Issued>) -> Result<Issued, rcgen::Erro
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         }
+        Kind::Signing => params.key_usages = vec![KeyUsagePurpose::DigitalSignature],
     }
     let key = KeyPair::generate()?;
     let cert = match issuer {
@@ -206,6 +209,22 @@ pub fn write_dev_set_with_clients(
         server_cert: dir.join("server.crt"),
         server_key: dir.join("server.key"),
     })
+}
+
+/// Writes a token signing key (`token.key`, EC P-256, PKCS#8) and its self-signed
+/// certificate (`token.crt`, valid `days` days) into `dir`.
+pub fn write_token_key(
+    dir: &Path,
+    common_name: &str,
+    days: i64,
+) -> Result<(PathBuf, PathBuf), String> {
+    let issued = issue(&Spec::new(common_name, &[], Kind::Signing, days), None)
+        .map_err(|e| format!("cannot make a key: {e}"))?;
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (key, cert) = (dir.join("token.key"), dir.join("token.crt"));
+    write_file(&key, &issued.key_pem(), true)?;
+    write_file(&cert, &issued.cert_pem(), false)?;
+    Ok((key, cert))
 }
 
 /// Writes `contents` to `path`; `secret` files get mode 0600 from creation on.

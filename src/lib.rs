@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod devcerts;
 pub mod errors;
+pub mod explain;
 pub mod headers;
 pub mod lifecycle;
 pub mod proxy;

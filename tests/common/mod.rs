@@ -204,6 +204,7 @@ impl Gateway {
 
 /// The config text the harness starts Portcullis with. Unless `extra` or `tls_extra`
 /// configures authentication, the gateway runs with `auth.allow_unauthenticated = true`.
+/// `{PORT}` in `extra` becomes the gateway's port (for `auth.token.realm`).
 pub fn gateway_config(
     port: u16,
     upstream: &str,
@@ -211,6 +212,7 @@ pub fn gateway_config(
     extra: &str,
     tls_extra: &str,
 ) -> String {
+    let extra = &extra.replace("{PORT}", &port.to_string());
     let (top, sections) = split_extra(extra);
     let configures_auth = extra.contains("auth") || tls_extra.contains("client_auth");
     let open = if configures_auth {
