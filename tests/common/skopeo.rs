@@ -55,7 +55,7 @@ pub fn round_trip(
     work: &Path,
 ) {
     let certs = cert_dir.to_str().unwrap();
-    let remote = format!("docker://{host}/team/app:v1");
+    let remote = format!("docker://{host}/team-a/app:v1");
     let src = format!("oci:{}:v1", layout.display());
     let with_creds = |flag: &'static str, mut args: Vec<String>| {
         if let Some(c) = creds.first() {

@@ -1,0 +1,740 @@
+//! Token authentication and per-repository authorization, end to end: skopeo through the
+//! token flow, the token endpoint's answers, Bearer challenges, forged tokens, path games,
+//! and the real registry in token mode accepting Portcullis' tokens.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use common::client::Response;
+use common::{oci, skopeo, Stack};
+use portcullis::auth::htpasswd::hash_line;
+use portcullis::errors::API_VERSION_HEADER;
+
+/// The token service name (tokens' audience).
+const SERVICE: &str = "portcullis.test";
+
+/// Users, the token key, and the config text for a token stack.
+struct Setup {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let users = ["alice:wonderland", "bob:builder", "admin:root-pw"]
+            .iter()
+            .map(|up| {
+                let (u, p) = up.split_once(':').unwrap();
+                hash_line(u, p, 4).unwrap()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(dir.path().join("htpasswd"), format!("{users}\n")).unwrap();
+        let (key, cert) =
+            portcullis::devcerts::write_token_key(dir.path(), "test token signer", 30).unwrap();
+        Setup { dir, key, cert }
+    }
+
+    /// `[auth.htpasswd]`, `[auth.token]` and `[acl]` (plus `top` keys first).
+    fn config(&self, top: &str) -> String {
+        format!(
+            r#"{top}
+[auth.htpasswd]
+path = "{htpasswd}"
+[auth.token]
+realm = "https://localhost:{{PORT}}/auth/token"
+service = "{SERVICE}"
+issuer = "portcullis-test"
+key = "{key}"
+certificate = "{cert}"
+[acl.groups]
+team-a = ["alice"]
+[[acl.rules]]
+comment = "admins do everything"
+users = ["admin"]
+repositories = ["*"]
+catalog = true
+actions = ["*"]
+[[acl.rules]]
+comment = "team-a writes its repositories"
+groups = ["team-a"]
+repositories = ["team-a/*", "public/*"]
+actions = ["pull", "push"]
+[[acl.rules]]
+comment = "everyone reads team-a"
+users = ["*"]
+repositories = ["team-a/*"]
+actions = ["pull"]
+[[acl.rules]]
+comment = "public images for all"
+anonymous = true
+users = ["*"]
+repositories = ["public/*"]
+actions = ["pull"]
+"#,
+            htpasswd = self.dir.path().join("htpasswd").display(),
+            key = self.key.display(),
+            cert = self.cert.display(),
+        )
+        .replace("{SERVICE}", SERVICE)
+    }
+
+    fn start(&self, top: &str) -> Stack {
+        Stack::start(&self.config(top))
+    }
+}
+
+fn basic(user_pass: &str) -> String {
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
+}
+
+/// The JWT's payload, decoded without verification.
+fn payload(token: &str) -> serde_json::Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// GETs a token for `scopes` as `creds` (None: anonymous).
+fn token(stack: &Stack, creds: Option<&str>, scopes: &[&str]) -> Response {
+    let query: Vec<String> = scopes.iter().map(|s| format!("scope={s}")).collect();
+    let path = format!("/auth/token?service={SERVICE}&{}", query.join("&"));
+    let header = creds.map(basic);
+    stack.request(
+        "GET",
+        &path,
+        &header.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+fn token_string(r: &Response) -> String {
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn token_endpoint_grants_what_the_acl_allows() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    let r = token(
+        &stack,
+        Some("alice:wonderland"),
+        &[
+            "repository:team-a/app:pull,push",
+            "repository:team-b/x:pull",
+        ],
+    );
+    let body = r.json();
+    assert_eq!(body["expires_in"], 300);
+    assert_eq!(body["token"], body["access_token"]);
+    assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
+    let claims = payload(body["token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["iss"], "portcullis-test");
+    assert_eq!(claims["aud"], SERVICE);
+    assert_eq!(
+        claims["access"],
+        serde_json::json!([{"type": "repository", "name": "team-a/app", "actions": ["pull", "push"]}])
+    );
+
+    let bob = payload(&token_string(&token(
+        &stack,
+        Some("bob:builder"),
+        &["repository:team-a/app:pull,push"],
+    )));
+    assert_eq!(
+        bob["access"][0]["actions"],
+        serde_json::json!(["pull"]),
+        "a partial grant is a token"
+    );
+    let anon = payload(&token_string(&token(
+        &stack,
+        None,
+        &[
+            "repository:public/base:pull,push",
+            "repository:team-a/app:pull",
+        ],
+    )));
+    assert_eq!(anon["sub"], "");
+    assert_eq!(
+        anon["access"],
+        serde_json::json!([{"type": "repository", "name": "public/base", "actions": ["pull"]}])
+    );
+    let catalog = payload(&token_string(&token(
+        &stack,
+        Some("admin:root-pw"),
+        &["registry:catalog:*"],
+    )));
+    assert_eq!(catalog["access"][0]["name"], "catalog");
+
+    let wrong = token(&stack, Some("alice:nope"), &["repository:team-a/app:pull"]);
+    assert_eq!(wrong.status, 401);
+    let other_service = stack.request(
+        "GET",
+        "/auth/token?service=elsewhere&scope=repository:team-a/app:pull",
+        &[&basic("alice:wonderland")],
+    );
+    assert_eq!(other_service.status, 400);
+}
+
+/// POSTs an OAuth2 form to the token endpoint.
+fn post_form(stack: &Stack, form: &str) -> Response {
+    let raw = format!(
+        "POST /auth/token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        stack.gw.host(),
+        form.len()
+    );
+    common::client::send(stack.gw.port, stack.ca(), raw.as_bytes())
+}
+
+#[test]
+fn oauth2_password_and_refresh_grants() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    let service = SERVICE;
+    let r = post_form(&stack, &format!("grant_type=password&username=alice&password=wonderland&client_id=docker&access_type=offline&service={service}&scope=repository%3Ateam-a%2Fapp%3Apush%2Cpull"));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let body = r.json();
+    assert_eq!(body["scope"], "repository:team-a/app:pull,push");
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("refresh_token with access_type=offline")
+        .to_string();
+
+    let again = post_form(&stack, &format!("grant_type=refresh_token&refresh_token={refresh}&client_id=docker&service={service}&scope=repository%3Ateam-a%2Fapp%3Apull"));
+    assert_eq!(again.status, 200, "{}", again.body_text());
+    assert_eq!(
+        payload(again.json()["access_token"].as_str().unwrap())["sub"],
+        "alice"
+    );
+
+    let as_access = stack.request("GET", "/v2/team-a/app/tags/list", &[&bearer(&refresh)]);
+    assert_eq!(
+        as_access.status, 401,
+        "a refresh token is not an access token"
+    );
+    assert_eq!(
+        post_form(&stack, "grant_type=password&username=alice&password=bad").status,
+        401
+    );
+    let unsupported = post_form(&stack, "grant_type=client_credentials");
+    assert_eq!(
+        (unsupported.status, unsupported.json()["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    assert_eq!(
+        post_form(
+            &stack,
+            "grant_type=refresh_token&refresh_token=forged.token.here"
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn bearer_challenges_and_scopes_at_the_registry_api() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    let realm = format!(
+        "Bearer realm=\"https://localhost:{}/auth/token\",service=\"{SERVICE}\"",
+        stack.gw.port
+    );
+    let ping = stack.request("GET", "/v2/", &[]);
+    assert_eq!(ping.status, 401, "credentials matter, so /v2/ challenges");
+    assert_eq!(ping.header("WWW-Authenticate"), Some(realm.as_str()));
+    assert_eq!(ping.header(API_VERSION_HEADER), Some("registry/2.0"));
+
+    let manifest = stack.request("GET", "/v2/team-a/app/manifests/v1", &[]);
+    assert_eq!(manifest.status, 401);
+    assert_eq!(
+        manifest.header("WWW-Authenticate").unwrap(),
+        format!("{realm},scope=\"repository:team-a/app:pull\"")
+    );
+    assert_eq!(
+        manifest.json()["errors"][0]["detail"][0]["Name"],
+        "team-a/app"
+    );
+
+    let bob = token_string(&token(
+        &stack,
+        Some("bob:builder"),
+        &["repository:team-a/app:pull,push"],
+    ));
+    assert_eq!(
+        stack
+            .request("GET", "/v2/team-a/app/tags/list", &[&bearer(&bob)])
+            .status,
+        404,
+        "pull allowed: the registry answers"
+    );
+    let push = stack.request(
+        "POST",
+        "/v2/team-a/app/blobs/uploads/",
+        &[&bearer(&bob), "Content-Length: 0"],
+    );
+    assert_eq!(push.status, 401);
+    assert!(
+        push.header("WWW-Authenticate")
+            .unwrap()
+            .ends_with("scope=\"repository:team-a/app:pull,push\",error=\"insufficient_scope\""),
+        "{:?}",
+        push.header("WWW-Authenticate")
+    );
+    let garbage = stack.request("GET", "/v2/team-a/app/tags/list", &[&bearer("not.a.token")]);
+    assert!(garbage
+        .header("WWW-Authenticate")
+        .unwrap()
+        .ends_with("error=\"invalid_token\""));
+
+    // Basic credentials on /v2/ are decided by the same ACL, without a token.
+    assert_eq!(
+        stack
+            .request("GET", "/v2/team-a/app/tags/list", &[&basic("bob:builder")])
+            .status,
+        404
+    );
+    let denied = stack.request(
+        "POST",
+        "/v2/team-a/app/blobs/uploads/",
+        &[&basic("bob:builder"), "Content-Length: 0"],
+    );
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.json()["errors"][0]["code"], "DENIED");
+    assert_eq!(denied.header(API_VERSION_HEADER), Some("registry/2.0"));
+}
+
+#[test]
+fn forged_tokens_are_refused_at_the_gateway() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    let real = token_string(&token(
+        &stack,
+        Some("bob:builder"),
+        &["repository:team-a/app:pull"],
+    ));
+    assert_eq!(
+        stack
+            .request("GET", "/v2/team-a/app/tags/list", &[&bearer(&real)])
+            .status,
+        404,
+        "control"
+    );
+    let parts: Vec<&str> = real.split('.').collect();
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let mut claims = payload(&real);
+    claims["access"][0]["actions"] = serde_json::json!(["pull", "push", "delete"]);
+    claims["access"][0]["name"] = serde_json::json!("team-b/secret");
+    let tampered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    let none = format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims)
+    );
+    let other = Setup::new();
+    let (foreign_key, _) = (std::fs::read(&other.key).unwrap(), ());
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = jsonwebtoken::decode_header(&real).unwrap().kid;
+    let wrong_key = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(&foreign_key).unwrap(),
+    )
+    .unwrap();
+    let public = std::fs::read(&setup.cert).unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    let own_key = std::fs::read(&setup.key).unwrap();
+    let sign = |c: &serde_json::Value| {
+        jsonwebtoken::encode(
+            &header,
+            c,
+            &jsonwebtoken::EncodingKey::from_ec_pem(&own_key).unwrap(),
+        )
+        .unwrap()
+    };
+    let now = portcullis::auth::token::now();
+    let mut expired = payload(&real);
+    expired["exp"] = (now - 3600).into();
+    let mut early = payload(&real);
+    early["nbf"] = (now + 3600).into();
+    let mut wrong_aud = payload(&real);
+    wrong_aud["aud"] = "elsewhere".into();
+    let mut wrong_iss = payload(&real);
+    wrong_iss["iss"] = "evil".into();
+    let cases = [
+        ("tampered", tampered),
+        ("alg none", none),
+        ("wrong key", wrong_key),
+        ("HS256 with the public key", hs256),
+        ("expired", sign(&expired)),
+        ("not yet valid", sign(&early)),
+        ("wrong audience", sign(&wrong_aud)),
+        ("wrong issuer", sign(&wrong_iss)),
+    ];
+    assert_eq!(
+        stack
+            .request(
+                "GET",
+                "/v2/team-a/app/tags/list",
+                &[&bearer(&sign(&payload(&real)))]
+            )
+            .status,
+        404,
+        "control: re-signed with the real key"
+    );
+    for (name, forged) in cases {
+        let r = stack.request("GET", "/v2/team-b/secret/tags/list", &[&bearer(&forged)]);
+        assert_eq!(r.status, 401, "{name}");
+        assert!(
+            r.header("WWW-Authenticate")
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{name}"
+        );
+    }
+    assert!(
+        !stack.registry.proc.log_text().contains("team-b/secret"),
+        "no forged request reached the registry"
+    );
+}
+
+#[test]
+fn path_games_cannot_reach_another_repository() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    let bob = basic("bob:builder");
+    let bob_token = token_string(&token(
+        &stack,
+        Some("bob:builder"),
+        &["repository:team-a/app:pull"],
+    ));
+    let attempts = [
+        "/v2/team-a/../team-b/secret/manifests/v1",
+        "/v2/team-a/app/../../team-b/secret/manifests/v1",
+        "/v2/team-a%2f..%2fteam-b/secret/manifests/v1",
+        "/v2/team-a/%2e%2e/team-b/secret/manifests/v1",
+        "/v2/team-a//../team-b/secret/manifests/v1",
+        "/v2//team-b/secret/manifests/v1",
+        "/v2/TEAM-A/../team-b/secret/manifests/v1",
+        "/v2/team-b/secret/manifests/v1/",
+        "/v2/team-a/app/manifests/v1/../../../team-b/secret/manifests/v1",
+        "/v2/team-a\\..\\team-b/secret/manifests/v1",
+    ];
+    for path in attempts {
+        for auth in [&bob, &bearer(&bob_token)] {
+            let r = stack.request("GET", path, &[auth]);
+            assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
+        }
+    }
+    // A cross-repository mount needs pull on the source too.
+    let mount = stack.request(
+        "POST",
+        "/v2/team-a/app/blobs/uploads/?mount=sha256:ab&from=team-b%2Fsecret",
+        &[&basic("alice:wonderland"), "Content-Length: 0"],
+    );
+    assert_eq!(mount.status, 403);
+    let direct = stack.request("GET", "/v2/team-b/secret/manifests/v1", &[&bob]);
+    assert_eq!(direct.status, 403);
+    assert!(
+        !stack.registry.proc.log_text().contains("team-b"),
+        "nothing about team-b reached the registry"
+    );
+}
+
+#[test]
+fn skopeo_through_the_token_flow() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let image = oci::write_layout(
+        &layout,
+        "v1",
+        &[oci::tar_with_file(
+            "app.txt",
+            &oci::random_bytes(1 << 20, 5),
+        )],
+    );
+    let certs = stack.pki.client_cert_dir();
+    skopeo::round_trip(
+        &stack.gw.host(),
+        &certs,
+        &["alice:wonderland"],
+        &layout,
+        &image,
+        work.path(),
+    );
+
+    let certs_arg = certs.to_str().unwrap();
+    let src = format!("oci:{}:v1", layout.display());
+    let bob_pull = skopeo::skopeo(
+        work.path(),
+        &[
+            "inspect",
+            "--creds",
+            "bob:builder",
+            "--cert-dir",
+            certs_arg,
+            &format!("docker://{}/team-a/app:v1", stack.gw.host()),
+        ],
+    );
+    assert!(!bob_pull.is_empty());
+    let bob_push = skopeo::skopeo_fails(
+        work.path(),
+        &[
+            "copy",
+            "--dest-creds",
+            "bob:builder",
+            "--dest-cert-dir",
+            certs_arg,
+            &src,
+            &format!("docker://{}/team-a/app:bob", stack.gw.host()),
+        ],
+    );
+    assert!(
+        bob_push.contains("denied")
+            || bob_push.contains("unauthorized")
+            || bob_push.contains("insufficient_scope"),
+        "{bob_push}"
+    );
+
+    skopeo::skopeo(
+        work.path(),
+        &[
+            "copy",
+            "--dest-creds",
+            "alice:wonderland",
+            "--dest-cert-dir",
+            certs_arg,
+            &src,
+            &format!("docker://{}/public/base:v1", stack.gw.host()),
+        ],
+    );
+    let anon_pull = skopeo::skopeo(
+        work.path(),
+        &[
+            "inspect",
+            "--no-creds",
+            "--raw",
+            "--cert-dir",
+            certs_arg,
+            &format!("docker://{}/public/base:v1", stack.gw.host()),
+        ],
+    );
+    assert_eq!(
+        oci::digest(&anon_pull),
+        image.manifest.digest,
+        "anonymous pull of public/*"
+    );
+    skopeo::skopeo_fails(
+        work.path(),
+        &[
+            "copy",
+            "--dest-no-creds",
+            "--dest-cert-dir",
+            certs_arg,
+            &src,
+            &format!("docker://{}/public/anon:v1", stack.gw.host()),
+        ],
+    );
+
+    let log = stack.gw.proc.log_text();
+    assert!(
+        log.contains("path=/auth/token"),
+        "skopeo used the token endpoint"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("method=PUT")
+            && l.contains("/team-a/app/manifests/v1")
+            && l.contains("user=\"alice\"")),
+        "{log}"
+    );
+}
+
+/// A registry in token mode that trusts `cert`.
+fn token_registry(issuer: &str, service: &str, cert: &Path) -> common::Registry {
+    common::Registry::start_with(&format!(
+        "auth:\n  token:\n    realm: https://example.invalid/auth/token\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+        cert.display()
+    ))
+}
+
+#[test]
+fn the_real_registry_in_token_mode_accepts_portcullis_tokens() {
+    let setup = Setup::new();
+    let registry = token_registry("portcullis-test", SERVICE, &setup.cert);
+    let url = format!("http://127.0.0.1:{}", registry.port);
+    // Portcullis forwards the Bearer token, so the registry verifies it as well.
+    let pki = common::Pki::new();
+    let gw = common::Gateway::start(
+        &url,
+        &pki,
+        &setup.config("auth.forward_authorization = true"),
+    );
+    let stack = Stack { registry, pki, gw };
+    let alice = token_string(&token(
+        &stack,
+        Some("alice:wonderland"),
+        &["repository:team-a/app:pull,push"],
+    ));
+
+    let get = |path: &str, headers: &[&str]| {
+        let out = std::process::Command::new(common::require_tool("curl"))
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(headers.iter().flat_map(|h| ["-H", h]))
+            .arg(format!("{url}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        get("/v2/team-a/app/tags/list", &[]),
+        "401",
+        "the registry demands a token"
+    );
+    assert_eq!(
+        get("/v2/team-a/app/tags/list", &[&bearer(&alice)]),
+        "404",
+        "x5c token accepted (no such repository yet)"
+    );
+
+    // The libtrust kid alone (no x5c) must also be accepted by registry 2.8.
+    let claims = payload(&alice);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = jsonwebtoken::decode_header(&alice).unwrap().kid;
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&std::fs::read(&setup.key).unwrap()).unwrap();
+    let kid_only = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    assert_eq!(
+        get("/v2/team-a/app/tags/list", &[&bearer(&kid_only)]),
+        "404",
+        "kid-only token accepted"
+    );
+    let bob = token_string(&token(
+        &stack,
+        Some("bob:builder"),
+        &["repository:team-a/app:pull"],
+    ));
+    assert_eq!(
+        get("/v2/team-b/x/tags/list", &[&bearer(&bob)]),
+        "401",
+        "the registry enforces the access claim too"
+    );
+
+    // A whole push and pull by skopeo, every request checked by both.
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let image = oci::write_layout(
+        &layout,
+        "v1",
+        &[oci::tar_with_file("t.txt", b"two checks\n")],
+    );
+    skopeo::round_trip(
+        &stack.gw.host(),
+        &stack.pki.client_cert_dir(),
+        &["alice:wonderland"],
+        &layout,
+        &image,
+        work.path(),
+    );
+}
+
+#[test]
+fn read_only_allows_only_pulls() {
+    let setup = Setup::new();
+    let stack = setup.start("read_only = true");
+    let alice = token(
+        &stack,
+        Some("alice:wonderland"),
+        &["repository:team-a/app:pull,push"],
+    );
+    assert_eq!(
+        payload(&token_string(&alice))["access"][0]["actions"],
+        serde_json::json!(["pull"])
+    );
+    let r = stack.request(
+        "POST",
+        "/v2/team-a/app/blobs/uploads/",
+        &[&basic("alice:wonderland"), "Content-Length: 0"],
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["errors"][0]["code"], "UNSUPPORTED");
+    assert_eq!(
+        stack
+            .request(
+                "GET",
+                "/v2/team-a/app/tags/list",
+                &[&basic("alice:wonderland")]
+            )
+            .status,
+        404,
+        "pulls still reach the registry"
+    );
+}
+
+#[test]
+fn explain_names_the_deciding_rule() {
+    let setup = Setup::new();
+    let config = setup.dir.path().join("p.toml");
+    let pki = common::Pki::new();
+    let text = common::gateway_config(5443, "http://127.0.0.1:5000", &pki, &setup.config(""), "");
+    std::fs::write(&config, text).unwrap();
+    let explain = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("explain")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = explain(&[
+        "--user",
+        "alice",
+        "--request",
+        "PUT /v2/team-a/app/manifests/1",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(
+            "push repository:team-a/app: allowed by rule 2 (team-a writes its repositories)"
+        ),
+        "{text}"
+    );
+    let (ok, text) = explain(&["--user", "bob", "--scope", "repository:team-a/app:push"]);
+    assert!(
+        !ok && text.contains("denied by rule 3 (everyone reads team-a)") && text.contains("DENIED"),
+        "{text}"
+    );
+    let (ok, text) = explain(&["--scope", "repository:team-b/x:pull"]);
+    assert!(
+        !ok && text.contains("anonymous") && text.contains("default deny"),
+        "{text}"
+    );
+}
