@@ -302,6 +302,44 @@ mod tests {
     }
 
     #[test]
+    fn bearer_challenges_are_shaped_like_registry_2() {
+        let mut challenge = GatewayError::BearerChallenge {
+            realm: "https://r.example/auth/token".into(),
+            service: "r.example".into(),
+            scope: String::new(),
+            error: None,
+        };
+        let r = challenge.response(true);
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"https://r.example/auth/token\",service=\"r.example\"")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v["errors"][0]["detail"].is_null());
+        if let GatewayError::BearerChallenge { scope, error, .. } = &mut challenge {
+            *scope = "repository:a/b:pull,push".into();
+            *error = Some("insufficient_scope");
+        }
+        let r = challenge.response(true);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"https://r.example/auth/token\",service=\"r.example\",scope=\"repository:a/b:pull,push\",error=\"insufficient_scope\"")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v["errors"][0]["detail"],
+            serde_json::json!([
+                {"Type": "repository", "Class": "", "Name": "a/b", "Action": "pull"},
+                {"Type": "repository", "Class": "", "Name": "a/b", "Action": "push"}
+            ])
+        );
+        let token = GatewayError::TokenRequest("unsupported_grant_type").response(false);
+        assert_eq!(&token.body[..], b"{\"error\":\"unsupported_grant_type\"}\n");
+        assert_eq!(GatewayError::ReadOnly.status().as_u16(), 405);
+    }
+
+    #[test]
     fn api_header_only_under_v2() {
         let outside = GatewayError::NotFound.response(false);
         assert_eq!(header(&outside, API_VERSION_HEADER), None);
