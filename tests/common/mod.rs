@@ -8,6 +8,7 @@
 pub mod client;
 pub mod oci;
 pub mod skopeo;
+pub mod tokens;
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
