@@ -167,7 +167,11 @@ fn shipped_configs_are_valid() {
     fs::create_dir_all(conf.join("examples")).unwrap();
     portcullis::devcerts::write_dev_set(&root.path().join("certs/dev"), &["localhost"]).unwrap();
     portcullis::devcerts::write_token_key(&root.path().join("certs/token"), "t", 30).unwrap();
-    fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/acl.toml"), conf.join("acl.toml")).unwrap();
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/acl.toml"),
+        conf.join("acl.toml"),
+    )
+    .unwrap();
     let htpasswd = portcullis::auth::htpasswd::hash_line("dev", "pw", 4).unwrap();
     fs::write(conf.join("htpasswd"), format!("{htpasswd}\n")).unwrap();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
