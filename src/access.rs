@@ -3,6 +3,7 @@
 //! in `proxy.rs` only gather those facts and write the answers.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -30,7 +31,8 @@ pub struct RequestFacts<'a> {
 
 /// Everything that decides access.
 pub struct Access {
-    pub authn: Authenticator,
+    /// Shared across reloads, so throttle and cache state survive them.
+    pub authn: Arc<Authenticator>,
     pub acl: Acl,
     pub token: Option<TokenConfig>,
     basic_realm: Option<String>,
@@ -40,7 +42,11 @@ pub struct Access {
 
 impl Access {
     pub fn from_config(config: &Config) -> Self {
-        let authn = Authenticator::from_config(config);
+        Self::with_authenticator(config, Arc::new(Authenticator::from_config(config)))
+    }
+
+    /// The rules of `config` with an existing authenticator (a reload).
+    pub fn with_authenticator(config: &Config, authn: Arc<Authenticator>) -> Self {
         let credentials_matter =
             authn.basic.is_some() || authn.certificates || config.auth.token.is_some();
         Access {

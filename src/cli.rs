@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn serve(path: &Path) -> Result<(), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     access_log::init(&config.log);
-    server::serve(config)
+    server::serve(config, path)
 }
 
 fn check(path: &Path) -> Result<(), String> {

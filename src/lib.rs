@@ -16,5 +16,6 @@ pub mod headers;
 pub mod lifecycle;
 pub mod proxy;
 pub mod registry;
+pub mod reload;
 pub mod server;
 pub mod tls;

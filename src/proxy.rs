@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
@@ -29,7 +30,8 @@ use crate::tls::client_auth::ClientIdentity;
 /// The gateway: configuration, authentication state and the shared in-flight counter.
 pub struct Gateway {
     pub config: Arc<Config>,
-    pub access: Access,
+    /// Replaced on reload.
+    pub access: Arc<ArcSwap<Access>>,
     pub in_flight: InFlight,
 }
 
@@ -112,7 +114,7 @@ impl Gateway {
     ) -> Option<GatewayError> {
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        match self.access.registry_request(facts).await {
+        match self.access.load_full().registry_request(facts).await {
             Ok(principal) => {
                 ctx.user = Some(principal.user).filter(|u| !u.is_empty());
                 None
@@ -139,7 +141,12 @@ impl Gateway {
         };
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        match self.access.token_request(facts, body.as_deref()).await {
+        match self
+            .access
+            .load_full()
+            .token_request(facts, body.as_deref())
+            .await
+        {
             Ok(json) => write_json(session, json).await,
             Err(refusal) => write_answer(session, &refusal.response(false)).await,
         }
@@ -197,7 +204,7 @@ impl ProxyHttp for Gateway {
         session.set_write_timeout(Some(t.idle));
         session.set_keepalive(Some(t.keepalive.as_secs()));
         let path = session.req_header().uri.path();
-        ctx.route = match self.access.token_path() {
+        ctx.route = match self.access.load().token_path() {
             Some(token_path) if token_path == path => Route::Token,
             _ => classify(path),
         };

@@ -8,12 +8,15 @@ use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
+use arc_swap::ArcSwap;
+
 use crate::access::Access;
 use crate::config::Config;
 use crate::lifecycle::{GracefulStop, InFlight};
 use crate::proxy::Gateway;
-use crate::tls;
+use crate::reload::Reloader;
 use crate::tls::client_auth::PeerRecorder;
+use crate::tls::{self, LiveTls};
 
 /// HTTP/2 flow-control windows. The 64 KiB protocol default makes h2 uploads several times
 /// slower than HTTP/1.1 on a fast link; 8 MiB per stream and 16 MiB per connection keep
@@ -23,7 +26,7 @@ const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// Runs the gateway until a signal stops it. Returns only on start-up errors or after a
 /// stop; every error is a sentence for the operator.
-pub fn serve(config: Config) -> Result<(), String> {
+pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     check_bindable(&config.listen)?;
     tls::install_crypto_provider(config.tls.min_version)?;
 
@@ -38,18 +41,20 @@ pub fn serve(config: Config) -> Result<(), String> {
 
     let config = Arc::new(config);
     let in_flight = InFlight::default();
+    let access = Arc::new(ArcSwap::from_pointee(Access::from_config(&config)));
     let gateway = Gateway {
-        access: Access::from_config(&config),
+        access: Arc::clone(&access),
         config: Arc::clone(&config),
         in_flight: in_flight.clone(),
     };
     let mut service = http_proxy_service(&server.configuration, gateway);
+    let live_tls = Arc::new(LiveTls::new(&config.tls));
     for addr in &config.listen {
-        let settings = tls::listener_settings(&config.tls).map_err(|e| format!("tls: {e}"))?;
+        let settings = tls::listener_settings(&live_tls).map_err(|e| format!("tls: {e}"))?;
         service.add_tls_with_settings(&addr.to_string(), None, settings);
     }
-    if let Some(client_auth) = &config.tls.client_auth {
-        let recorder = PeerRecorder(Arc::clone(&client_auth.peers));
+    if live_tls.client.is_some() {
+        let recorder = PeerRecorder(Arc::clone(&live_tls.peers));
         service.endpoints().set_pre_tls_callback(Arc::new(recorder));
     }
     if let Some(proxy) = service.app_logic_mut() {
@@ -59,6 +64,14 @@ pub fn serve(config: Config) -> Result<(), String> {
         proxy.h2_options = Some(h2);
     }
     server.add_service(service);
+
+    let reloader = Arc::new(Reloader {
+        path: path.to_path_buf(),
+        current: std::sync::Mutex::new(Arc::clone(&config)),
+        tls: Arc::clone(&live_tls),
+        access,
+    });
+    reloader.spawn(config.watch);
 
     tracing::info!(
         listen = ?config.listen,

@@ -10,7 +10,7 @@ use super::file::{FileAuth, FileClientAuth, FileClientAuthMode, FileRequire, Fil
 use super::{resolve_path, Problem};
 use crate::auth::htpasswd::HtpasswdDb;
 use crate::auth::Require;
-use crate::tls::client_auth::{build_verifier, ClientAuthMode, PeerMap, UserFrom};
+use crate::tls::client_auth::{build_verifier, ClientAuthMode, UserFrom};
 
 /// `[tls.client_auth]`, checked: CA files and CRLs loaded into a verifier.
 #[derive(Debug, Clone)]
@@ -19,9 +19,8 @@ pub struct ClientAuthConfig {
     pub user_from: UserFrom,
     pub cas: Vec<PathBuf>,
     pub crls: Vec<PathBuf>,
+    /// The WebPki verifier for `cas` and `crls` (the listener wraps it to log refusals).
     pub verifier: Arc<dyn ClientCertVerifier>,
-    /// Shared with the listener's pre-TLS callback, for logging refusals with addresses.
-    pub peers: Arc<PeerMap>,
 }
 
 /// `[auth.htpasswd]`, checked: the file parsed.
@@ -64,15 +63,13 @@ pub fn parse_client_auth(
         FileUserFrom::SanEmail => UserFrom::SanEmail,
         FileUserFrom::SanUri => UserFrom::SanUri,
     };
-    let peers = Arc::new(PeerMap::default());
-    let verifier = build_verifier(&cas, &crls, mode, Arc::clone(&peers))?;
+    let verifier = build_verifier(&cas, &crls, mode)?;
     Ok(ClientAuthConfig {
         mode,
         user_from,
         cas,
         crls,
         verifier,
-        peers,
     })
 }
 

@@ -30,6 +30,10 @@ pub struct FileConfig {
     pub log: FileLog,
     #[serde(default)]
     pub auth: FileAuth,
+    /// Reload when the config file or a file it names changes (SIGHUP always reloads).
+    /// Default `false`.
+    #[serde(default)]
+    pub watch: bool,
     /// Allow only pulls (and the catalog): for maintenance and garbage collection.
     /// Default `false`.
     #[serde(default)]

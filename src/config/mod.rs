@@ -114,6 +114,10 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub acl: crate::auth::acl::Acl,
+    /// Reload on changes to the config file or any file it names (`watch`).
+    pub watch: bool,
+    /// Every file the configuration names, for `watch`.
+    pub files: Vec<PathBuf>,
 }
 
 impl Config {
@@ -147,6 +151,7 @@ impl Config {
         let trusted = collect(parse_cidrs(&file.trusted_proxies), &mut problems);
         let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
         let threads = file.threads.unwrap_or_else(default_threads);
+        let files = named_files(&file, base);
         let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
         let auth = collect(
             auth::parse_auth(
@@ -200,11 +205,34 @@ impl Config {
                     },
                     auth,
                     acl: acl.unwrap_or_default(),
+                    watch: file.watch,
+                    files,
                 })
             }
             _ => Err(problems),
         }
     }
+}
+
+/// The files a configuration reads, resolved, for `watch`.
+fn named_files(file: &FileConfig, base: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<&String> = Vec::new();
+    if let Some(tls) = &file.tls {
+        names.extend(tls.certificate.iter().chain(tls.key.iter()));
+        if let Some(c) = &tls.client_auth {
+            names.extend(c.cas.iter().chain(c.crls.iter()));
+        }
+    }
+    if let Some(t) = &file.auth.token {
+        names.extend(t.key.iter().chain(t.certificate.iter()));
+        names.extend(
+            t.trust
+                .iter()
+                .flat_map(|t| t.certificates.iter().chain(t.jwks.iter())),
+        );
+    }
+    names.extend(file.acl.iter().flat_map(|a| a.include.iter()));
+    names.into_iter().map(|n| resolve_path(base, n)).collect()
 }
 
 /// Moves an `Err`'s problems into `problems`, keeping the value of an `Ok`.

@@ -105,7 +105,6 @@ pub fn build_verifier(
     cas: &[PathBuf],
     crls: &[PathBuf],
     mode: ClientAuthMode,
-    peers: Arc<PeerMap>,
 ) -> Result<Arc<dyn ClientCertVerifier>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut roots = RootCertStore::empty();
@@ -157,7 +156,7 @@ pub fn build_verifier(
             format!("cannot build the client certificate verifier: {e}"),
         )]
     })?;
-    Ok(Arc::new(LoggingVerifier { inner, peers }))
+    Ok(inner)
 }
 
 fn read_crls(path: &std::path::Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
@@ -235,22 +234,48 @@ impl TlsAccept for IdentityCallback {
     }
 }
 
-/// WebPki verification, with each refusal logged at info level.
+/// The listener's verifier: the configured WebPki verifier, swapped on reload, with each
+/// refusal logged at info level.
+///
+/// It sends no CA names in its certificate request (`root_hint_subjects` is empty): they
+/// would have to outlive a reload. Clients then offer their one configured certificate,
+/// which is what docker, containerd and containers/image do anyway.
 #[derive(Debug)]
-struct LoggingVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
+pub struct LiveVerifier {
+    inner: arc_swap::ArcSwap<Arc<dyn ClientCertVerifier>>,
+    mandatory: bool,
     peers: Arc<PeerMap>,
 }
 
-impl ClientCertVerifier for LoggingVerifier {
+impl LiveVerifier {
+    pub fn new(inner: Arc<dyn ClientCertVerifier>, peers: Arc<PeerMap>) -> Self {
+        let mandatory = inner.client_auth_mandatory();
+        Self {
+            inner: arc_swap::ArcSwap::from_pointee(inner),
+            mandatory,
+            peers,
+        }
+    }
+
+    /// Verifies with `inner` from now on (new CAs or CRLs).
+    pub fn replace(&self, inner: Arc<dyn ClientCertVerifier>) {
+        self.inner.store(Arc::new(inner));
+    }
+
+    fn current(&self) -> Arc<Arc<dyn ClientCertVerifier>> {
+        self.inner.load_full()
+    }
+}
+
+impl ClientCertVerifier for LiveVerifier {
     fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
+        true
     }
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        self.mandatory
     }
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        &[]
     }
     fn verify_client_cert(
         &self,
@@ -259,7 +284,7 @@ impl ClientCertVerifier for LoggingVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let result = self
-            .inner
+            .current()
             .verify_client_cert(end_entity, intermediates, now);
         if let Err(e) = &result {
             let client = self
@@ -278,7 +303,7 @@ impl ClientCertVerifier for LoggingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.current().verify_tls12_signature(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -286,10 +311,10 @@ impl ClientCertVerifier for LoggingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.current().verify_tls13_signature(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.current().supported_verify_schemes()
     }
 }
 
