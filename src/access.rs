@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::audit::Audit;
 use crate::auth::acl::{Acl, Decision};
 use crate::auth::scope::Action;
 use crate::auth::scope::{required_scopes, RouteError, Scope};
@@ -38,15 +39,17 @@ pub struct Access {
     basic_realm: Option<String>,
     /// Whether any credentials can be presented (then `/v2/` challenges anonymous clients).
     credentials_matter: bool,
+    /// Where refusals of authenticated requests are recorded.
+    pub audit: Arc<Audit>,
 }
 
 impl Access {
-    pub fn from_config(config: &Config) -> Self {
-        Self::with_authenticator(config, Arc::new(Authenticator::from_config(config)))
+    pub fn from_config(config: &Config, audit: Arc<Audit>) -> Self {
+        Self::with_authenticator(config, Arc::new(Authenticator::from_config(config)), audit)
     }
 
     /// The rules of `config` with an existing authenticator (a reload).
-    pub fn with_authenticator(config: &Config, authn: Arc<Authenticator>) -> Self {
+    pub fn with_authenticator(config: &Config, authn: Arc<Authenticator>, audit: Arc<Audit>) -> Self {
         let credentials_matter =
             authn.basic.is_some() || authn.certificates || config.auth.token.is_some();
         Access {
@@ -55,6 +58,7 @@ impl Access {
             acl: config.acl.clone(),
             token: config.auth.token.clone(),
             credentials_matter,
+            audit,
         }
     }
 

@@ -6,6 +6,8 @@
 
 pub mod access;
 pub mod access_log;
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -14,6 +16,8 @@ pub mod errors;
 pub mod explain;
 pub mod headers;
 pub mod lifecycle;
+pub mod metrics;
+pub mod observe;
 pub mod proxy;
 pub mod registry;
 pub mod reload;

@@ -17,6 +17,9 @@ use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::access::{Access, RequestFacts};
 use crate::access_log;
+use crate::audit::Audit;
+use crate::metrics::Metrics;
+use crate::observe;
 use crate::auth::token_endpoint::MAX_FORM;
 use crate::config::Config;
 use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
@@ -32,6 +35,8 @@ pub struct Gateway {
     pub config: Arc<Config>,
     /// Replaced on reload.
     pub access: Arc<ArcSwap<Access>>,
+    pub metrics: Arc<Metrics>,
+    pub audit: Arc<Audit>,
     pub in_flight: InFlight,
 }
 
@@ -44,6 +49,8 @@ pub struct RequestCtx {
     forwarding: Option<Forwarding>,
     client_ip: Option<IpAddr>,
     user: Option<String>,
+    /// When the request went to the registry, for the latency histogram.
+    upstream_sent: Option<Instant>,
     _in_flight: InFlightGuard,
 }
 
@@ -114,12 +121,21 @@ impl Gateway {
     ) -> Option<GatewayError> {
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        match self.access.load_full().registry_request(facts).await {
+        let result = self.access.load_full().registry_request(facts).await;
+        let (method, outcome) = observe::auth_labels(&result, facts.authorization);
+        self.metrics.auth(method, outcome);
+        match result {
             Ok(principal) => {
                 ctx.user = Some(principal.user).filter(|u| !u.is_empty());
                 None
             }
-            Err(refusal) => Some(refusal),
+            Err(refusal) => {
+                if observe::audited_refusal(&refusal, facts.authorization) {
+                    let status = refusal.status().as_u16();
+                    observe::audit_refusal(&self.audit, facts.method, facts.path, status, ctx.client_ip);
+                }
+                Some(refusal)
+            }
         }
     }
 
@@ -189,6 +205,7 @@ impl ProxyHttp for Gateway {
             forwarding: None,
             client_ip: None,
             user: None,
+            upstream_sent: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -288,18 +305,26 @@ impl ProxyHttp for Gateway {
         for (name, value) in ctx.forwarding.take().map(|f| f.set).unwrap_or_default() {
             upstream.insert_header(name, value)?;
         }
+        ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
 
     /// Every response under `/v2/` carries the API-version header, whatever the backend sent.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         if ctx.route == Route::RegistryApi {
             response.insert_header(API_VERSION_HEADER, API_VERSION)?;
+            if let Some(sent) = ctx.upstream_sent.take() {
+                self.metrics.upstream_latency(sent.elapsed());
+            }
+            let req = session.req_header();
+            let digest = response.headers.get("docker-content-digest").and_then(|v| v.to_str().ok());
+            let user = ctx.user.as_deref().unwrap_or_default();
+            observe::audit_write(&self.audit, req.method.as_str(), req.uri.path(), response.status.as_u16(), digest, user, ctx.client_ip);
         }
         Ok(())
     }
@@ -331,6 +356,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let req = session.req_header();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let class = observe::route_class(ctx.route, req.uri.path());
+        self.metrics.request(req.method.as_str(), status, class, session.body_bytes_read() as u64, session.body_bytes_sent() as u64);
         if self.config.log.access {
             access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }

@@ -23,6 +23,8 @@ pub struct Reloader {
     pub current: Mutex<Arc<Config>>,
     pub tls: Arc<LiveTls>,
     pub access: Arc<ArcSwap<Access>>,
+    /// Kept across reloads (`audit.path` changes take a restart).
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl Reloader {
@@ -43,7 +45,7 @@ impl Reloader {
         }
         let authn = Arc::clone(&self.access.load().authn);
         self.access
-            .store(Arc::new(Access::with_authenticator(&new, authn)));
+            .store(Arc::new(Access::with_authenticator(&new, authn, Arc::clone(&self.audit))));
         for warning in &new.tls.identity.warnings {
             tracing::warn!("tls.certificate: {warning}");
         }
@@ -146,6 +148,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         "shutdown.grace_period",
     );
     check(old.log != new.log, "[log]");
+    check(old.admin != new.admin, "[admin]");
+    check(old.audit != new.audit, "[audit]");
     check(
         old.tls.min_version != new.tls.min_version,
         "tls.min_version",

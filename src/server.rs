@@ -11,6 +11,10 @@ use pingora::server::{RunArgs, Server};
 use arc_swap::ArcSwap;
 
 use crate::access::Access;
+use crate::admin::AdminApp;
+use crate::audit::Audit;
+use crate::metrics::Metrics;
+use pingora::services::listening::Service;
 use crate::config::Config;
 use crate::lifecycle::{GracefulStop, InFlight};
 use crate::proxy::Gateway;
@@ -24,11 +28,27 @@ use crate::tls::{self, LiveTls};
 const H2_STREAM_WINDOW: u32 = 8 << 20;
 const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
+/// Shared state the services are built from.
+struct Parts {
+    config: Arc<Config>,
+    in_flight: InFlight,
+    access: Arc<ArcSwap<Access>>,
+    live_tls: Arc<LiveTls>,
+    metrics: Arc<Metrics>,
+    audit: Arc<Audit>,
+}
+
 /// Runs the gateway until a signal stops it. Returns only on start-up errors or after a
 /// stop; every error is a sentence for the operator.
 pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
-    check_bindable(&config.listen)?;
+    let mut addresses = config.listen.clone();
+    addresses.extend(config.admin);
+    check_bindable(&addresses)?;
     tls::install_crypto_provider(config.tls.min_version)?;
+    let audit = match &config.audit {
+        Some(path) => Audit::open(path).map_err(|e| format!("audit.path: {e}"))?,
+        None => Audit::off(),
+    };
 
     let server_conf = ServerConf {
         threads: config.threads,
@@ -39,22 +59,58 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let config = Arc::new(config);
-    let in_flight = InFlight::default();
-    let access = Arc::new(ArcSwap::from_pointee(Access::from_config(&config)));
+    let metrics = Arc::new(Metrics::default());
+    let audit = Arc::new(audit);
+    let parts = Parts {
+        access: Arc::new(ArcSwap::from_pointee(Access::from_config(&config, Arc::clone(&audit)))),
+        live_tls: Arc::new(LiveTls::new(&config.tls, Arc::clone(&metrics))),
+        config: Arc::new(config),
+        in_flight: InFlight::default(),
+        metrics,
+        audit,
+    };
+    server.add_service(proxy_service(&server, &parts)?);
+    let reloader = Arc::new(Reloader {
+        path: path.to_path_buf(),
+        current: std::sync::Mutex::new(Arc::clone(&parts.config)),
+        tls: Arc::clone(&parts.live_tls),
+        access: Arc::clone(&parts.access),
+        audit: Arc::clone(&parts.audit),
+    });
+    if let Some(addr) = parts.config.admin {
+        let app = AdminApp { metrics: Arc::clone(&parts.metrics), reloader: Arc::clone(&reloader), upstream: parts.config.upstream.addr };
+        let mut admin = Service::new("admin".to_string(), app);
+        admin.add_tcp(&addr.to_string());
+        server.add_service(admin);
+    }
+    reloader.spawn(parts.config.watch);
+
+    let config = &parts.config;
+    tracing::info!(listen = ?config.listen, admin = ?config.admin, upstream = %config.upstream.url, http2 = config.tls.http2, "portcullis starting");
+    for warning in &config.tls.identity.warnings {
+        tracing::warn!("tls.certificate: {warning}");
+    }
+    let stop = GracefulStop { in_flight: parts.in_flight.clone(), grace_period: config.grace_period };
+    server.run(RunArgs { shutdown_signal: Box::new(stop) });
+    Ok(())
+}
+
+/// The public TLS service: the proxy on every `listen` address.
+fn proxy_service(server: &Server, parts: &Parts) -> Result<impl pingora::services::ServiceWithDependents, String> {
     let gateway = Gateway {
-        access: Arc::clone(&access),
-        config: Arc::clone(&config),
-        in_flight: in_flight.clone(),
+        access: Arc::clone(&parts.access),
+        config: Arc::clone(&parts.config),
+        in_flight: parts.in_flight.clone(),
+        metrics: Arc::clone(&parts.metrics),
+        audit: Arc::clone(&parts.audit),
     };
     let mut service = http_proxy_service(&server.configuration, gateway);
-    let live_tls = Arc::new(LiveTls::new(&config.tls));
-    for addr in &config.listen {
-        let settings = tls::listener_settings(&live_tls).map_err(|e| format!("tls: {e}"))?;
+    for addr in &parts.config.listen {
+        let settings = tls::listener_settings(&parts.live_tls).map_err(|e| format!("tls: {e}"))?;
         service.add_tls_with_settings(&addr.to_string(), None, settings);
     }
-    if live_tls.client.is_some() {
-        let recorder = PeerRecorder(Arc::clone(&live_tls.peers));
+    if parts.live_tls.client.is_some() {
+        let recorder = PeerRecorder(Arc::clone(&parts.live_tls.peers));
         service.endpoints().set_pre_tls_callback(Arc::new(recorder));
     }
     if let Some(proxy) = service.app_logic_mut() {
@@ -63,33 +119,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
         h2.initial_connection_window_size(H2_CONNECTION_WINDOW);
         proxy.h2_options = Some(h2);
     }
-    server.add_service(service);
-
-    let reloader = Arc::new(Reloader {
-        path: path.to_path_buf(),
-        current: std::sync::Mutex::new(Arc::clone(&config)),
-        tls: Arc::clone(&live_tls),
-        access,
-    });
-    reloader.spawn(config.watch);
-
-    tracing::info!(
-        listen = ?config.listen,
-        upstream = %config.upstream.url,
-        http2 = config.tls.http2,
-        "portcullis starting"
-    );
-    for warning in &config.tls.identity.warnings {
-        tracing::warn!("tls.certificate: {warning}");
-    }
-    let stop = GracefulStop {
-        in_flight,
-        grace_period: config.grace_period,
-    };
-    server.run(RunArgs {
-        shutdown_signal: Box::new(stop),
-    });
-    Ok(())
+    Ok(service)
 }
 
 /// Fails early, with the address named, when a listen address cannot be bound (in use, not

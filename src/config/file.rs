@@ -30,6 +30,11 @@ pub struct FileConfig {
     pub log: FileLog,
     #[serde(default)]
     pub auth: FileAuth,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default)]
+    pub admin: FileAdmin,
+    /// The audit log. Default: none.
+    pub audit: Option<FileAudit>,
     /// Reload when the config file or a file it names changes (SIGHUP always reloads).
     /// Default `false`.
     #[serde(default)]
@@ -417,4 +422,34 @@ impl Default for FileLog {
             access: true,
         }
     }
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    /// Default `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Plain HTTP, so keep it on loopback or a management network. Default `127.0.0.1:9444`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for FileAdmin {
+    fn default() -> Self {
+        Self { enabled: true, listen: default_admin_listen() }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9444".to_string()
+}
+
+/// `[audit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAudit {
+    /// A file to append JSON lines to, or `"-"` for standard output. Required.
+    pub path: Option<String>,
 }

@@ -114,6 +114,10 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub acl: crate::auth::acl::Acl,
+    /// The admin listener's address, unless turned off.
+    pub admin: Option<SocketAddr>,
+    /// Audit log file, or `-` for standard output.
+    pub audit: Option<PathBuf>,
     /// Reload on changes to the config file or any file it names (`watch`).
     pub watch: bool,
     /// Every file the configuration names, for `watch`.
@@ -152,6 +156,16 @@ impl Config {
         let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
         let threads = file.threads.unwrap_or_else(default_threads);
         let files = named_files(&file, base);
+        let admin = collect(parse_admin(&file), &mut problems);
+        let audit = match file.audit.as_ref().map(|a| a.path.as_deref()) {
+            Some(Some(p)) if p == "-" => Some(PathBuf::from("-")),
+            Some(Some(p)) if !p.trim().is_empty() => Some(resolve_path(base, p)),
+            Some(_) => {
+                problems.push(Problem::new("audit.path", "is missing; give a file or \"-\" for standard output"));
+                None
+            }
+            None => None,
+        };
         let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
         let auth = collect(
             auth::parse_auth(
@@ -206,12 +220,23 @@ impl Config {
                     auth,
                     acl: acl.unwrap_or_default(),
                     watch: file.watch,
+                    admin: admin.flatten(),
+                    audit,
                     files,
                 })
             }
             _ => Err(problems),
         }
     }
+}
+
+fn parse_admin(file: &FileConfig) -> Result<Option<SocketAddr>, Vec<Problem>> {
+    if !file.admin.enabled {
+        return Ok(None);
+    }
+    file.admin.listen.parse::<SocketAddr>().map(Some).map_err(|_| {
+        vec![Problem::new("admin.listen", format!("\"{}\" is not an IP:PORT address; write e.g. \"127.0.0.1:9444\", or set admin.enabled = false", file.admin.listen))]
+    })
 }
 
 /// The files a configuration reads, resolved, for `watch`.

@@ -169,6 +169,8 @@ impl Pki {
 /// Portcullis running from the test build, in front of `upstream`.
 pub struct Gateway {
     pub port: u16,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`), plain HTTP.
+    pub admin_port: u16,
     pub dir: tempfile::TempDir,
     pub proc: Proc,
 }
@@ -183,23 +185,35 @@ impl Gateway {
     pub fn start_with_tls(upstream: &str, pki: &Pki, extra: &str, tls_extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let admin_port = free_port();
         let config = dir.path().join("portcullis.toml");
-        fs::write(
-            &config,
-            gateway_config(port, upstream, pki, extra, tls_extra),
-        )
-        .unwrap();
+        let mut text = gateway_config(port, upstream, pki, extra, tls_extra);
+        if !extra.contains("[admin]") {
+            text.push_str(&format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n"));
+        }
+        fs::write(&config, text).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         cmd.args(["serve", "--config"])
             .arg(&config)
             .env_remove("RUST_LOG");
         let mut proc = Proc::spawn(cmd, dir.path().join("portcullis.log"));
         wait_for_port(port, &mut proc.child, "portcullis", &proc.log);
-        Gateway { port, dir, proc }
+        Gateway { port, admin_port, dir, proc }
     }
 
     pub fn host(&self) -> String {
         format!("localhost:{}", self.port)
+    }
+
+    /// `GET path` on the admin listener: (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
+        write!(tcp, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        let _ = tcp.read_to_end(&mut raw);
+        let r = client::parse(&raw);
+        (r.status, r.body_text())
     }
 }
 
