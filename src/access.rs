@@ -49,7 +49,11 @@ impl Access {
     }
 
     /// The rules of `config` with an existing authenticator (a reload).
-    pub fn with_authenticator(config: &Config, authn: Arc<Authenticator>, audit: Arc<Audit>) -> Self {
+    pub fn with_authenticator(
+        config: &Config,
+        authn: Arc<Authenticator>,
+        audit: Arc<Audit>,
+    ) -> Self {
         let credentials_matter =
             authn.basic.is_some() || authn.certificates || config.auth.token.is_some();
         Access {
@@ -100,7 +104,18 @@ impl Access {
                     Decision::ReadOnly => return Err(GatewayError::ReadOnly),
                     Decision::Deny { reason, .. } => {
                         tracing::info!(client = %show(req.client_ip), user = %principal.user, scope = %scope, reason = %reason, "access denied");
-                        return Err(self.refusal(anonymous, &scopes));
+                        let refusal = self.refusal(anonymous, &scopes);
+                        if !anonymous {
+                            crate::observe::audit_refusal(
+                                &self.audit,
+                                req.method,
+                                req.path,
+                                refusal.status().as_u16(),
+                                &principal.user,
+                                req.client_ip,
+                            );
+                        }
+                        return Err(refusal);
                     }
                 }
             }

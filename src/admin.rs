@@ -30,9 +30,17 @@ impl ServeHttp for AdminApp {
             "/healthz" => text(200, "text/plain", b"ok\n".to_vec()),
             "/readyz" => match backend_ready(self.upstream).await {
                 Ok(()) => text(200, "text/plain", b"ready\n".to_vec()),
-                Err(why) => text(503, "text/plain", format!("not ready: {why}\n").into_bytes()),
+                Err(why) => text(
+                    503,
+                    "text/plain",
+                    format!("not ready: {why}\n").into_bytes(),
+                ),
             },
-            "/metrics" => text(200, "text/plain; version=0.0.4", self.metrics.render(&self.gauges()).into_bytes()),
+            "/metrics" => text(
+                200,
+                "text/plain; version=0.0.4",
+                self.metrics.render(&self.gauges()).into_bytes(),
+            ),
             _ => text(404, "text/plain", b"not found\n".to_vec()),
         }
     }
@@ -41,18 +49,38 @@ impl ServeHttp for AdminApp {
 impl AdminApp {
     /// Build info and certificate expiry gauges, from the configuration in force.
     fn gauges(&self) -> Vec<(&'static str, &'static str, String, f64)> {
-        let config = self.reloader.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let config = self
+            .reloader
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let now = unix_now();
-        let mut gauges = vec![("portcullis_build_info", "Build information.", format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1.0)];
+        let mut gauges = vec![(
+            "portcullis_build_info",
+            "Build information.",
+            format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+            1.0,
+        )];
         if let Some(leaf) = config.tls.identity.chain.first() {
-            gauges.push(("portcullis_certificate_expiry_seconds", "Seconds until the serving certificate expires.", format!("{{subject=\"{}\"}}", label(&leaf.subject)), (leaf.not_after - now) as f64));
+            gauges.push((
+                "portcullis_certificate_expiry_seconds",
+                "Seconds until the serving certificate expires.",
+                format!("{{subject=\"{}\"}}", label(&leaf.subject)),
+                (leaf.not_after - now) as f64,
+            ));
         }
         for path in config.tls.client_auth.iter().flat_map(|c| c.cas.iter()) {
             for der in read_certificates(path).unwrap_or_default() {
                 use x509_parser::prelude::FromDer;
                 if let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(&der) {
                     let expiry = cert.validity().not_after.timestamp() - now;
-                    gauges.push(("portcullis_client_ca_expiry_seconds", "Seconds until each client CA certificate expires.", format!("{{subject=\"{}\"}}", label(&cert.subject().to_string())), expiry as f64));
+                    gauges.push((
+                        "portcullis_client_ca_expiry_seconds",
+                        "Seconds until each client CA certificate expires.",
+                        format!("{{subject=\"{}\"}}", label(&cert.subject().to_string())),
+                        expiry as f64,
+                    ));
                 }
             }
         }
@@ -63,16 +91,29 @@ impl AdminApp {
 /// Whether the registry answers `GET /v2/` with 200 or 401 within two seconds.
 pub async fn backend_ready(addr: SocketAddr) -> Result<(), String> {
     let check = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        stream.write_all(b"GET /v2/ HTTP/1.0\r\nHost: portcullis-readyz\r\n\r\n").await.map_err(|e| e.to_string())?;
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET /v2/ HTTP/1.0\r\nHost: portcullis-readyz\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
         let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.map_err(|e| e.to_string())?;
+        stream
+            .read_exact(&mut head)
+            .await
+            .map_err(|e| e.to_string())?;
         match &head[9..12] {
             b"200" | b"401" => Ok(()),
-            other => Err(format!("the registry answered {}", String::from_utf8_lossy(other))),
+            other => Err(format!(
+                "the registry answered {}",
+                String::from_utf8_lossy(other)
+            )),
         }
     };
-    tokio::time::timeout(Duration::from_secs(2), check).await.map_err(|_| "the registry did not answer within 2 s".to_string())?
+    tokio::time::timeout(Duration::from_secs(2), check)
+        .await
+        .map_err(|_| "the registry did not answer within 2 s".to_string())?
 }
 
 fn text(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

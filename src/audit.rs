@@ -43,10 +43,16 @@ impl Audit {
         let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
             Box::new(std::io::stdout())
         } else {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
             Box::new(file)
         };
-        Ok(Audit { out: Some(Mutex::new(out)) })
+        Ok(Audit {
+            out: Some(Mutex::new(out)),
+        })
     }
 
     /// Writes one line: `{"time":...,"event":...,...}`.
@@ -58,7 +64,12 @@ impl Audit {
             #[serde(flatten)]
             event: &'a Event<'a>,
         }
-        let Ok(mut text) = serde_json::to_string(&Line { time: format_time(unix_now()), event }) else { return };
+        let Ok(mut text) = serde_json::to_string(&Line {
+            time: format_time(unix_now()),
+            event,
+        }) else {
+            return;
+        };
         text.push('\n');
         let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {

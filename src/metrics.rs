@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the upstream latency histogram.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// All counters of one process.
 #[derive(Debug, Default)]
@@ -25,12 +27,22 @@ pub struct Metrics {
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
-    *map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(0) += 1;
+    *map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(0) += 1;
 }
 
 impl Metrics {
     /// One finished request.
-    pub fn request(&self, method: &str, status: u16, route: &'static str, bytes_in: u64, bytes_out: u64) {
+    pub fn request(
+        &self,
+        method: &str,
+        status: u16,
+        route: &'static str,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
         let method = match method {
             "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method.to_string(),
             _ => "other".to_string(),
@@ -60,34 +72,70 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition, with `gauges` (name, help, labels, value) appended.
     pub fn render(&self, gauges: &[(&str, &str, String, f64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP portcullis_requests_total Requests answered, by method, status and route class.\n# TYPE portcullis_requests_total counter\n");
-        for ((method, status, route), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for ((method, status, route), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(out, "portcullis_requests_total{{method=\"{method}\",status=\"{status}\",route=\"{route}\"}} {n}");
         }
         out.push_str("# HELP portcullis_auth_total Authentication outcomes by method.\n# TYPE portcullis_auth_total counter\n");
         for ((method, outcome), n) in self.auth.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "portcullis_auth_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "portcullis_auth_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}"
+            );
         }
         out.push_str("# HELP portcullis_tls_client_certificate_refusals_total Client certificates refused in the handshake, by reason.\n# TYPE portcullis_tls_client_certificate_refusals_total counter\n");
-        for (reason, n) in self.handshake_failures.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "portcullis_tls_client_certificate_refusals_total{{reason=\"{reason}\"}} {n}");
+        for (reason, n) in self
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "portcullis_tls_client_certificate_refusals_total{{reason=\"{reason}\"}} {n}"
+            );
         }
         let _ = writeln!(out, "# HELP portcullis_body_bytes_total Request and response body bytes.\n# TYPE portcullis_body_bytes_total counter");
-        let _ = writeln!(out, "portcullis_body_bytes_total{{direction=\"in\"}} {}", self.bytes_in.load(Ordering::Relaxed));
-        let _ = writeln!(out, "portcullis_body_bytes_total{{direction=\"out\"}} {}", self.bytes_out.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "portcullis_body_bytes_total{{direction=\"in\"}} {}",
+            self.bytes_in.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portcullis_body_bytes_total{{direction=\"out\"}} {}",
+            self.bytes_out.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP portcullis_upstream_latency_seconds Time until the registry's response header.\n# TYPE portcullis_upstream_latency_seconds histogram\n");
         for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(out, "portcullis_upstream_latency_seconds_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "portcullis_upstream_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "portcullis_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "portcullis_upstream_latency_seconds_sum {}", self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "portcullis_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "portcullis_upstream_latency_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "portcullis_upstream_latency_seconds_count {count}");
         let mut seen = std::collections::HashSet::new();
         for (name, help, labels, value) in gauges {
@@ -102,7 +150,10 @@ impl Metrics {
 
 /// Escapes a Prometheus label value.
 pub fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -117,9 +168,21 @@ mod tests {
         m.request("BREW", 418, "other", 3, 0);
         m.auth("basic", "ok");
         m.upstream_latency(Duration::from_millis(3));
-        let text = m.render(&[("portcullis_build_info", "Build.", "{version=\"1\"}".into(), 1.0)]);
-        assert!(text.contains("portcullis_requests_total{method=\"GET\",status=\"200\",route=\"blob\"} 2"), "{text}");
-        assert!(text.contains("portcullis_requests_total{method=\"other\",status=\"418\",route=\"other\"} 1"));
+        let text = m.render(&[(
+            "portcullis_build_info",
+            "Build.",
+            "{version=\"1\"}".into(),
+            1.0,
+        )]);
+        assert!(
+            text.contains(
+                "portcullis_requests_total{method=\"GET\",status=\"200\",route=\"blob\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "portcullis_requests_total{method=\"other\",status=\"418\",route=\"other\"} 1"
+        ));
         assert!(text.contains("portcullis_auth_total{method=\"basic\",outcome=\"ok\"} 1"));
         assert!(text.contains("portcullis_body_bytes_total{direction=\"out\"} 15"));
         assert!(text.contains("portcullis_upstream_latency_seconds_bucket{le=\"0.0025\"} 0"));

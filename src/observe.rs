@@ -26,11 +26,19 @@ pub fn route_class(route_kind: Route, path: &str) -> &'static str {
 }
 
 /// `(method, outcome)` labels for an access decision.
-pub fn auth_labels(result: &Result<Principal, GatewayError>, authorization: Option<&[u8]>) -> (&'static str, &'static str) {
+pub fn auth_labels(
+    result: &Result<Principal, GatewayError>,
+    authorization: Option<&[u8]>,
+) -> (&'static str, &'static str) {
     match result {
         Ok(p) => (method_label(p.method), "ok"),
         Err(e) => {
-            let scheme = match authorization.map(|a| a.iter().take(7).map(u8::to_ascii_lowercase).collect::<Vec<_>>()) {
+            let scheme = match authorization.map(|a| {
+                a.iter()
+                    .take(7)
+                    .map(u8::to_ascii_lowercase)
+                    .collect::<Vec<_>>()
+            }) {
                 Some(s) if s.starts_with(b"basic") => "basic",
                 Some(s) if s.starts_with(b"bearer") => "token",
                 Some(_) => "other",
@@ -57,30 +65,74 @@ fn method_label(method: Method) -> &'static str {
     }
 }
 
-/// Whether a refusal belongs in the audit log: not the plain challenge of a client that sent
-/// no credentials (every docker login starts with one).
+/// Whether a refusal the ACL did not make belongs in the audit log: not the plain challenge
+/// of a client that sent no credentials (every docker login starts with one), and not an
+/// ACL refusal of a known user (the ACL records those itself, with the user).
 pub fn audited_refusal(error: &GatewayError, authorization: Option<&[u8]>) -> bool {
-    authorization.is_some() || matches!(error.status().as_u16(), 403 | 405 | 429)
+    !matches!(error, GatewayError::Denied(_) | GatewayError::ReadOnly)
+        && (authorization.is_some() || error.status().as_u16() == 429)
 }
 
 /// Records a manifest push (201 to `PUT .../manifests/REF`) or a delete (202 to `DELETE`).
-pub fn audit_write(audit: &Audit, method: &str, path: &str, status: u16, digest: Option<&str>, user: &str, client: Option<IpAddr>) {
+pub fn audit_write(
+    audit: &Audit,
+    method: &str,
+    path: &str,
+    status: u16,
+    digest: Option<&str>,
+    user: &str,
+    client: Option<IpAddr>,
+) {
     let (event, name) = match (method, status, route(path)) {
         ("PUT", 201, Ok(ApiRoute::Manifest(name))) => ("push", name),
         ("DELETE", 202, Ok(ApiRoute::Manifest(name) | ApiRoute::Blob(name))) => ("delete", name),
         _ => return,
     };
     let reference = path.rsplit('/').next();
-    audit.record(&Event { event, repository: Some(&name), reference, digest, user, client, method, path, status });
+    audit.record(&Event {
+        event,
+        repository: Some(&name),
+        reference,
+        digest,
+        user,
+        client,
+        method,
+        path,
+        status,
+    });
 }
 
 /// Records a refused request.
-pub fn audit_refusal(audit: &Audit, method: &str, path: &str, status: u16, client: Option<IpAddr>) {
+pub fn audit_refusal(
+    audit: &Audit,
+    method: &str,
+    path: &str,
+    status: u16,
+    user: &str,
+    client: Option<IpAddr>,
+) {
     let repository = match route(path) {
-        Ok(ApiRoute::Manifest(n) | ApiRoute::Blob(n) | ApiRoute::Tags(n) | ApiRoute::UploadStart(n) | ApiRoute::UploadChunk(n) | ApiRoute::Referrers(n)) => Some(n),
+        Ok(
+            ApiRoute::Manifest(n)
+            | ApiRoute::Blob(n)
+            | ApiRoute::Tags(n)
+            | ApiRoute::UploadStart(n)
+            | ApiRoute::UploadChunk(n)
+            | ApiRoute::Referrers(n),
+        ) => Some(n),
         _ => None,
     };
-    audit.record(&Event { event: "denied", repository: repository.as_deref(), reference: None, digest: None, user: "", client, method, path, status });
+    audit.record(&Event {
+        event: "denied",
+        repository: repository.as_deref(),
+        reference: None,
+        digest: None,
+        user,
+        client,
+        method,
+        path,
+        status,
+    });
 }
 
 #[cfg(test)]
@@ -89,9 +141,18 @@ mod tests {
 
     #[test]
     fn route_classes() {
-        assert_eq!(route_class(Route::RegistryApi, "/v2/a/manifests/v1"), "manifest");
-        assert_eq!(route_class(Route::RegistryApi, "/v2/a/blobs/sha256:ab"), "blob");
-        assert_eq!(route_class(Route::RegistryApi, "/v2/a/blobs/uploads/"), "upload");
+        assert_eq!(
+            route_class(Route::RegistryApi, "/v2/a/manifests/v1"),
+            "manifest"
+        );
+        assert_eq!(
+            route_class(Route::RegistryApi, "/v2/a/blobs/sha256:ab"),
+            "blob"
+        );
+        assert_eq!(
+            route_class(Route::RegistryApi, "/v2/a/blobs/uploads/"),
+            "upload"
+        );
         assert_eq!(route_class(Route::RegistryApi, "/v2/a/tags/list"), "tags");
         assert_eq!(route_class(Route::RegistryApi, "/v2/_catalog"), "catalog");
         assert_eq!(route_class(Route::RegistryApi, "/v2/"), "other");
@@ -100,13 +161,29 @@ mod tests {
 
     #[test]
     fn auth_outcomes() {
-        let ok = Ok(Principal { user: "a".into(), method: Method::Basic });
+        let ok = Ok(Principal {
+            user: "a".into(),
+            method: Method::Basic,
+        });
         assert_eq!(auth_labels(&ok, Some(b"Basic x")), ("basic", "ok"));
         let throttled = Err(GatewayError::TooManyRequests { retry_after: 3 });
-        assert_eq!(auth_labels(&throttled, Some(b"Basic x")), ("basic", "throttled"));
+        assert_eq!(
+            auth_labels(&throttled, Some(b"Basic x")),
+            ("basic", "throttled")
+        );
         let denied = Err(GatewayError::Denied("no"));
         assert_eq!(auth_labels(&denied, Some(b"bearer t")), ("token", "denied"));
-        assert!(!audited_refusal(&GatewayError::Unauthorized { realm: "r".into() }, None));
-        assert!(audited_refusal(&GatewayError::Unauthorized { realm: "r".into() }, Some(b"Basic x")));
+        assert!(!audited_refusal(
+            &GatewayError::Unauthorized { realm: "r".into() },
+            None
+        ));
+        assert!(audited_refusal(
+            &GatewayError::Unauthorized { realm: "r".into() },
+            Some(b"Basic x")
+        ));
+        assert!(
+            !audited_refusal(&GatewayError::Denied("acl"), Some(b"Basic x")),
+            "the ACL records its own"
+        );
     }
 }

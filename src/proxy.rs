@@ -18,8 +18,6 @@ use pingora::{Error, ErrorSource, ErrorType};
 use crate::access::{Access, RequestFacts};
 use crate::access_log;
 use crate::audit::Audit;
-use crate::metrics::Metrics;
-use crate::observe;
 use crate::auth::token_endpoint::MAX_FORM;
 use crate::config::Config;
 use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
@@ -27,6 +25,8 @@ use crate::headers::{
     effective_host, plan_forwarding, Forwarding, ForwardingInput, FORWARDING_HEADERS,
 };
 use crate::lifecycle::{InFlight, InFlightGuard};
+use crate::metrics::Metrics;
+use crate::observe;
 use crate::registry::{classify, Route};
 use crate::tls::client_auth::ClientIdentity;
 
@@ -132,7 +132,14 @@ impl Gateway {
             Err(refusal) => {
                 if observe::audited_refusal(&refusal, facts.authorization) {
                     let status = refusal.status().as_u16();
-                    observe::audit_refusal(&self.audit, facts.method, facts.path, status, ctx.client_ip);
+                    observe::audit_refusal(
+                        &self.audit,
+                        facts.method,
+                        facts.path,
+                        status,
+                        "",
+                        ctx.client_ip,
+                    );
                 }
                 Some(refusal)
             }
@@ -322,9 +329,20 @@ impl ProxyHttp for Gateway {
                 self.metrics.upstream_latency(sent.elapsed());
             }
             let req = session.req_header();
-            let digest = response.headers.get("docker-content-digest").and_then(|v| v.to_str().ok());
+            let digest = response
+                .headers
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok());
             let user = ctx.user.as_deref().unwrap_or_default();
-            observe::audit_write(&self.audit, req.method.as_str(), req.uri.path(), response.status.as_u16(), digest, user, ctx.client_ip);
+            observe::audit_write(
+                &self.audit,
+                req.method.as_str(),
+                req.uri.path(),
+                response.status.as_u16(),
+                digest,
+                user,
+                ctx.client_ip,
+            );
         }
         Ok(())
     }
@@ -359,7 +377,13 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let class = observe::route_class(ctx.route, req.uri.path());
-        self.metrics.request(req.method.as_str(), status, class, session.body_bytes_read() as u64, session.body_bytes_sent() as u64);
+        self.metrics.request(
+            req.method.as_str(),
+            status,
+            class,
+            session.body_bytes_read() as u64,
+            session.body_bytes_sent() as u64,
+        );
         if self.config.log.access {
             access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }

@@ -44,8 +44,11 @@ impl Reloader {
             restart.push(why);
         }
         let authn = Arc::clone(&self.access.load().authn);
-        self.access
-            .store(Arc::new(Access::with_authenticator(&new, authn, Arc::clone(&self.audit))));
+        self.access.store(Arc::new(Access::with_authenticator(
+            &new,
+            authn,
+            Arc::clone(&self.audit),
+        )));
         for warning in &new.tls.identity.warnings {
             tracing::warn!("tls.certificate: {warning}");
         }

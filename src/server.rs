@@ -13,14 +13,14 @@ use arc_swap::ArcSwap;
 use crate::access::Access;
 use crate::admin::AdminApp;
 use crate::audit::Audit;
-use crate::metrics::Metrics;
-use pingora::services::listening::Service;
 use crate::config::Config;
 use crate::lifecycle::{GracefulStop, InFlight};
+use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::tls::client_auth::PeerRecorder;
 use crate::tls::{self, LiveTls};
+use pingora::services::listening::Service;
 
 /// HTTP/2 flow-control windows. The 64 KiB protocol default makes h2 uploads several times
 /// slower than HTTP/1.1 on a fast link; 8 MiB per stream and 16 MiB per connection keep
@@ -62,7 +62,10 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     let audit = Arc::new(audit);
     let parts = Parts {
-        access: Arc::new(ArcSwap::from_pointee(Access::from_config(&config, Arc::clone(&audit)))),
+        access: Arc::new(ArcSwap::from_pointee(Access::from_config(
+            &config,
+            Arc::clone(&audit),
+        ))),
         live_tls: Arc::new(LiveTls::new(&config.tls, Arc::clone(&metrics))),
         config: Arc::new(config),
         in_flight: InFlight::default(),
@@ -78,7 +81,11 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
         audit: Arc::clone(&parts.audit),
     });
     if let Some(addr) = parts.config.admin {
-        let app = AdminApp { metrics: Arc::clone(&parts.metrics), reloader: Arc::clone(&reloader), upstream: parts.config.upstream.addr };
+        let app = AdminApp {
+            metrics: Arc::clone(&parts.metrics),
+            reloader: Arc::clone(&reloader),
+            upstream: parts.config.upstream.addr,
+        };
         let mut admin = Service::new("admin".to_string(), app);
         admin.add_tcp(&addr.to_string());
         server.add_service(admin);
@@ -90,13 +97,21 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     for warning in &config.tls.identity.warnings {
         tracing::warn!("tls.certificate: {warning}");
     }
-    let stop = GracefulStop { in_flight: parts.in_flight.clone(), grace_period: config.grace_period };
-    server.run(RunArgs { shutdown_signal: Box::new(stop) });
+    let stop = GracefulStop {
+        in_flight: parts.in_flight.clone(),
+        grace_period: config.grace_period,
+    };
+    server.run(RunArgs {
+        shutdown_signal: Box::new(stop),
+    });
     Ok(())
 }
 
 /// The public TLS service: the proxy on every `listen` address.
-fn proxy_service(server: &Server, parts: &Parts) -> Result<impl pingora::services::ServiceWithDependents, String> {
+fn proxy_service(
+    server: &Server,
+    parts: &Parts,
+) -> Result<impl pingora::services::ServiceWithDependents, String> {
     let gateway = Gateway {
         access: Arc::clone(&parts.access),
         config: Arc::clone(&parts.config),

@@ -438,7 +438,10 @@ pub struct FileAdmin {
 
 impl Default for FileAdmin {
     fn default() -> Self {
-        Self { enabled: true, listen: default_admin_listen() }
+        Self {
+            enabled: true,
+            listen: default_admin_listen(),
+        }
     }
 }
 

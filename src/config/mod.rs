@@ -161,7 +161,10 @@ impl Config {
             Some(Some(p)) if p == "-" => Some(PathBuf::from("-")),
             Some(Some(p)) if !p.trim().is_empty() => Some(resolve_path(base, p)),
             Some(_) => {
-                problems.push(Problem::new("audit.path", "is missing; give a file or \"-\" for standard output"));
+                problems.push(Problem::new(
+                    "audit.path",
+                    "is missing; give a file or \"-\" for standard output",
+                ));
                 None
             }
             None => None,

@@ -168,7 +168,9 @@ fn refusal_reason(error: &rustls::Error) -> &'static str {
     use rustls::CertificateError::*;
     match error {
         rustls::Error::InvalidCertificate(Expired | ExpiredContext { .. }) => "expired",
-        rustls::Error::InvalidCertificate(NotValidYet | NotValidYetContext { .. }) => "not_yet_valid",
+        rustls::Error::InvalidCertificate(NotValidYet | NotValidYetContext { .. }) => {
+            "not_yet_valid"
+        }
         rustls::Error::InvalidCertificate(UnknownIssuer) => "unknown_issuer",
         rustls::Error::InvalidCertificate(Revoked) => "revoked",
         rustls::Error::InvalidCertificate(BadSignature) => "bad_signature",
@@ -262,7 +264,11 @@ pub struct LiveVerifier {
 }
 
 impl LiveVerifier {
-    pub fn new(inner: Arc<dyn ClientCertVerifier>, peers: Arc<PeerMap>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn new(
+        inner: Arc<dyn ClientCertVerifier>,
+        peers: Arc<PeerMap>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let mandatory = inner.client_auth_mandatory();
         Self {
             inner: arc_swap::ArcSwap::from_pointee(inner),
