@@ -219,3 +219,52 @@ fn htpasswd_command_reads_stdin_and_prints_a_bcrypt_line() {
     let db = portcullis::auth::htpasswd::HtpasswdDb::parse(&line).unwrap();
     assert!(db.verify("ci-bot", "p4ss:word"));
 }
+
+#[test]
+fn environment_overrides_config_keys() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| {
+        c.replace("http://127.0.0.1:5000", "http://127.0.0.1:5001")
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("PORTCULLIS_UPSTREAM", "http://127.0.0.1:6000")
+        .env("PORTCULLIS_TLS_MIN_VERSION", "1.3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("upstream:  http://127.0.0.1:6000") && stdout.contains("min 1.3"),
+        "{stdout}"
+    );
+    let typo = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("PORTCULLIS_TLS_CERTIFCATE", "x")
+        .output()
+        .unwrap();
+    assert_refused(
+        &typo,
+        &["PORTCULLIS_TLS_CERTIFCATE", "is not a Portcullis setting"],
+    );
+}
+
+#[test]
+fn readme_documents_every_environment_variable() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for key in portcullis::config::env::keys() {
+        let var = portcullis::config::env::variable_for(key);
+        assert!(readme.contains(&var), "README.md does not mention {var}");
+        assert!(
+            readme.contains(&format!("`{}`", key.rsplit('.').next().unwrap())),
+            "README.md does not document {key}"
+        );
+    }
+}

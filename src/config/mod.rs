@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod env;
 pub mod file;
 
 use std::fmt;
@@ -138,12 +139,41 @@ impl Config {
             )])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base).map_err(fail)
+        Self::from_toml_with_env(&text, base, std::env::vars()).map_err(fail)
     }
 
     /// Parses and validates TOML text; relative paths resolve against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         let file: FileConfig = toml::from_str(text).map_err(|e| vec![toml_problem(&e, text)])?;
+        Self::from_file(file, base)
+    }
+
+    /// [`Config::from_toml`] with `PORTCULLIS_*` overrides from `vars` applied first.
+    pub fn from_toml_with_env(
+        text: &str,
+        base: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, Vec<Problem>> {
+        let overrides: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(env::PREFIX))
+            .collect();
+        if overrides.is_empty() {
+            return Self::from_toml(text, base);
+        }
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| vec![toml_problem(&e, text)])?;
+        env::apply(&mut table, overrides)?;
+        let file: FileConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    vec![Problem::new(
+                        "(file or environment)",
+                        e.message().trim().to_string(),
+                    )]
+                })?;
         Self::from_file(file, base)
     }
 
