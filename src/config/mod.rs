@@ -188,7 +188,7 @@ impl Config {
         let files = named_files(&file, base);
         let admin = collect(parse_admin(&file), &mut problems);
         let audit = match file.audit.as_ref().map(|a| a.path.as_deref()) {
-            Some(Some(p)) if p == "-" => Some(PathBuf::from("-")),
+            Some(Some("-")) => Some(PathBuf::from("-")),
             Some(Some(p)) if !p.trim().is_empty() => Some(resolve_path(base, p)),
             Some(_) => {
                 problems.push(Problem::new(

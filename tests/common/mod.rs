@@ -198,7 +198,12 @@ impl Gateway {
             .env_remove("RUST_LOG");
         let mut proc = Proc::spawn(cmd, dir.path().join("portcullis.log"));
         wait_for_port(port, &mut proc.child, "portcullis", &proc.log);
-        Gateway { port, admin_port, dir, proc }
+        Gateway {
+            port,
+            admin_port,
+            dir,
+            proc,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -209,7 +214,11 @@ impl Gateway {
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut tcp = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
-        write!(tcp, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut raw = Vec::new();
         let _ = tcp.read_to_end(&mut raw);
         let r = client::parse(&raw);
