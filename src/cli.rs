@@ -65,6 +65,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1825)]
         days: i64,
     },
+    /// GET a URL on the admin listener and exit 0 on 200 (container health checks).
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:9444/healthz")]
+        url: String,
+    },
     /// Show what the ACL decides for a user and a request or scope, and which rule decides.
     /// Exits 0 when everything asked is allowed, 1 otherwise.
     Explain(crate::explain::ExplainArgs),
@@ -83,6 +88,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Htpasswd { user, cost } => htpasswd(&user, cost),
         Command::Keygen { out, name, days } => keygen(&out, &name, days),
         Command::Explain(args) => crate::explain::run(&args),
+        Command::Probe { url } => probe(&url),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,6 +151,26 @@ fn check(path: &Path) -> Result<(), String> {
         println!("  warning: {warning}");
     }
     Ok(())
+}
+
+/// A minimal HTTP/1.0 GET, so images need no curl.
+fn probe(url: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs (the admin listener)")?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority).ok().and_then(|mut a| a.next()).ok_or(format!("cannot resolve {authority}"))?;
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).ok();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer.split(' ').nth(1).unwrap_or("no answer");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {status}"))
+    }
 }
 
 fn keygen(out: &Path, name: &str, days: i64) -> Result<(), String> {
