@@ -11,6 +11,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::backends::{states, Pool};
 use crate::metrics::{label, Metrics};
 use crate::reload::Reloader;
 use crate::tls::certs::{read_certificates, unix_now};
@@ -19,7 +20,7 @@ use crate::tls::certs::{read_certificates, unix_now};
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     pub reloader: Arc<Reloader>,
-    pub upstream: SocketAddr,
+    pub pool: Arc<Pool>,
 }
 
 #[async_trait]
@@ -28,7 +29,7 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/healthz" => text(200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" => match backend_ready(self.upstream).await {
+            "/readyz" => match self.any_backend_ready().await {
                 Ok(()) => text(200, "text/plain", b"ready\n".to_vec()),
                 Err(why) => text(
                     503,
@@ -47,6 +48,18 @@ impl ServeHttp for AdminApp {
 }
 
 impl AdminApp {
+    /// Ready when any replica answers `/v2/` now.
+    async fn any_backend_ready(&self) -> Result<(), String> {
+        let mut why = Vec::new();
+        for (addr, _) in states(&self.pool) {
+            match backend_ready(addr).await {
+                Ok(()) => return Ok(()),
+                Err(e) => why.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(why.join("; "))
+    }
+
     /// Build info and certificate expiry gauges, from the configuration in force.
     fn gauges(&self) -> Vec<(&'static str, &'static str, String, f64)> {
         let config = self
@@ -62,6 +75,15 @@ impl AdminApp {
             format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
             1.0,
         )];
+        for (addr, healthy) in states(&self.pool) {
+            let up = if healthy { 1.0 } else { 0.0 };
+            gauges.push((
+                "portcullis_backend_up",
+                "Whether each registry replica passed its last health check.",
+                format!("{{backend=\"{addr}\"}}"),
+                up,
+            ));
+        }
         if let Some(leaf) = config.tls.identity.chain.first() {
             gauges.push((
                 "portcullis_certificate_expiry_seconds",

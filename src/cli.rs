@@ -118,8 +118,13 @@ fn check(path: &Path) -> Result<(), String> {
             .join(", ")
     );
     println!(
-        "  upstream:  {} ({})",
-        config.upstream.url, config.upstream.addr
+        "  upstream:  {}",
+        config
+            .upstreams
+            .iter()
+            .map(|u| format!("{} ({})", u.url, u.addr))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let tls = &config.tls;
     println!(
@@ -156,13 +161,22 @@ fn check(path: &Path) -> Result<(), String> {
 /// A minimal HTTP/1.0 GET, so images need no curl.
 fn probe(url: &str) -> Result<(), String> {
     use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs (the admin listener)")?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority).ok().and_then(|mut a| a.next()).ok_or(format!("cannot resolve {authority}"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs (the admin listener)")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or(format!("cannot resolve {authority}"))?;
     let timeout = std::time::Duration::from_secs(3);
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
     stream.set_read_timeout(Some(timeout)).ok();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")
+        .map_err(|e| e.to_string())?;
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     let status = answer.split(' ').nth(1).unwrap_or("no answer");

@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod devcerts;

@@ -19,6 +19,7 @@ use crate::access::{Access, RequestFacts};
 use crate::access_log;
 use crate::audit::Audit;
 use crate::auth::token_endpoint::MAX_FORM;
+use crate::backends::{self, Pool};
 use crate::config::Config;
 use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
 use crate::headers::{
@@ -37,6 +38,8 @@ pub struct Gateway {
     pub access: Arc<ArcSwap<Access>>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<Audit>,
+    /// The registry replicas and their health.
+    pub pool: Arc<Pool>,
     pub in_flight: InFlight,
 }
 
@@ -283,7 +286,8 @@ impl ProxyHttp for Gateway {
         _ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
         let t = self.config.timeouts;
-        let mut peer = HttpPeer::new(self.config.upstream.addr, false, String::new());
+        let addr = backends::pick(&self.pool, self.config.upstreams[0].addr);
+        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
         peer.options.read_timeout = Some(t.idle);
         peer.options.write_timeout = Some(t.idle);
@@ -345,6 +349,21 @@ impl ProxyHttp for Gateway {
             );
         }
         Ok(())
+    }
+
+    /// With several replicas, a refused connection is retried on another one (nothing was
+    /// sent yet, so any request may be retried).
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if self.config.upstreams.len() > 1 {
+            e.set_retry(true);
+        }
+        e
     }
 
     /// Backend failures become registry-shaped JSON answers with the API-version header.

@@ -139,7 +139,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         }
     };
     check(old.listen != new.listen, "listen");
-    check(old.upstream != new.upstream, "upstream");
+    check(old.upstreams != new.upstreams, "upstream");
     check(old.threads != new.threads, "threads");
     check(
         old.trusted_proxies != new.trusted_proxies,

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::access::Access;
 use crate::admin::AdminApp;
 use crate::audit::Audit;
+use crate::backends::{self, Pool};
 use crate::config::Config;
 use crate::lifecycle::{GracefulStop, InFlight};
 use crate::metrics::Metrics;
@@ -20,6 +21,7 @@ use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::tls::client_auth::PeerRecorder;
 use crate::tls::{self, LiveTls};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 /// HTTP/2 flow-control windows. The 64 KiB protocol default makes h2 uploads several times
@@ -36,6 +38,7 @@ struct Parts {
     live_tls: Arc<LiveTls>,
     metrics: Arc<Metrics>,
     audit: Arc<Audit>,
+    pool: Arc<Pool>,
 }
 
 /// Runs the gateway until a signal stops it. Returns only on start-up errors or after a
@@ -60,6 +63,10 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::default());
+    let health_check =
+        background_service("registry health check", backends::pool(&config.upstreams)?);
+    let pool = health_check.task();
+    server.add_service(health_check);
     let audit = Arc::new(audit);
     let parts = Parts {
         access: Arc::new(ArcSwap::from_pointee(Access::from_config(
@@ -71,6 +78,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
         in_flight: InFlight::default(),
         metrics,
         audit,
+        pool,
     };
     server.add_service(proxy_service(&server, &parts)?);
     let reloader = Arc::new(Reloader {
@@ -84,7 +92,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
         let app = AdminApp {
             metrics: Arc::clone(&parts.metrics),
             reloader: Arc::clone(&reloader),
-            upstream: parts.config.upstream.addr,
+            pool: Arc::clone(&parts.pool),
         };
         let mut admin = Service::new("admin".to_string(), app);
         admin.add_tcp(&addr.to_string());
@@ -93,7 +101,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     reloader.spawn(parts.config.watch);
 
     let config = &parts.config;
-    tracing::info!(listen = ?config.listen, admin = ?config.admin, upstream = %config.upstream.url, http2 = config.tls.http2, "portcullis starting");
+    tracing::info!(listen = ?config.listen, admin = ?config.admin, upstreams = config.upstreams.len(), http2 = config.tls.http2, "portcullis starting");
     for warning in &config.tls.identity.warnings {
         tracing::warn!("tls.certificate: {warning}");
     }
@@ -118,6 +126,7 @@ fn proxy_service(
         in_flight: parts.in_flight.clone(),
         metrics: Arc::clone(&parts.metrics),
         audit: Arc::clone(&parts.audit),
+        pool: Arc::clone(&parts.pool),
     };
     let mut service = http_proxy_service(&server.configuration, gateway);
     for addr in &parts.config.listen {

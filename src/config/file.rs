@@ -12,8 +12,9 @@ pub struct FileConfig {
     /// Addresses to accept TLS connections on. Default `["0.0.0.0:5443"]`.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
-    /// The plain-HTTP registry, `http://HOST:PORT`. Required.
-    pub upstream: Option<String>,
+    /// The plain-HTTP registry, `http://HOST:PORT`, or a list of replicas over shared
+    /// storage (one `http.secret`). Required.
+    pub upstream: Option<OneOrMany>,
     /// CIDRs of proxies in front of Portcullis whose `X-Forwarded-*` headers are believed.
     /// Default: none, so every client-sent forwarding header is dropped.
     #[serde(default)]
@@ -455,4 +456,21 @@ fn default_admin_listen() -> String {
 pub struct FileAudit {
     /// A file to append JSON lines to, or `"-"` for standard output. Required.
     pub path: Option<String>,
+}
+
+/// A single value or a list (`upstream`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }

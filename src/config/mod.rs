@@ -106,7 +106,8 @@ pub struct LogConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
-    pub upstream: Upstream,
+    /// The registry replicas; the first is used when none passes its health check.
+    pub upstreams: Vec<Upstream>,
     pub trusted_proxies: TrustedProxies,
     pub threads: usize,
     pub tls: TlsConfig,
@@ -181,7 +182,7 @@ impl Config {
     pub fn from_file(file: FileConfig, base: &Path) -> Result<Config, Vec<Problem>> {
         let mut problems = Vec::new();
         let listen = collect(parse_listen(&file.listen), &mut problems);
-        let upstream = collect(parse_upstream(file.upstream.as_deref()), &mut problems);
+        let upstream = collect(parse_upstreams(file.upstream.as_ref()), &mut problems);
         let trusted = collect(parse_cidrs(&file.trusted_proxies), &mut problems);
         let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
         let threads = file.threads.unwrap_or_else(default_threads);
@@ -235,7 +236,7 @@ impl Config {
             {
                 Ok(Config {
                     listen,
-                    upstream,
+                    upstreams: upstream,
                     trusted_proxies: trusted,
                     threads,
                     tls,
@@ -361,6 +362,33 @@ fn parse_listen(listen: &[String]) -> Result<Vec<SocketAddr>, Vec<Problem>> {
     }
     if problems.is_empty() {
         Ok(addrs)
+    } else {
+        Err(problems)
+    }
+}
+
+fn parse_upstreams(upstream: Option<&file::OneOrMany>) -> Result<Vec<Upstream>, Vec<Problem>> {
+    let Some(list) = upstream else {
+        return parse_upstream(None).map(|u| vec![u]);
+    };
+    let items = list.items();
+    if items.is_empty() {
+        return Err(vec![Problem::new(
+            "upstream",
+            "is an empty list; give at least one registry URL",
+        )]);
+    }
+    let mut problems = Vec::new();
+    let parsed: Vec<Upstream> = items
+        .into_iter()
+        .filter_map(|u| {
+            parse_upstream(Some(u))
+                .map_err(|mut p| problems.append(&mut p))
+                .ok()
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(parsed)
     } else {
         Err(problems)
     }

@@ -123,12 +123,39 @@ impl Registry {
         Registry { port, dir, proc }
     }
 
+    /// A replica storing in `data` (shared with other replicas), with `http.secret`.
+    pub fn start_replica(data: &Path, secret: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let proc = Self::spawn_on(dir.path(), data, port, &format!("  secret: {secret}"));
+        Registry { port, dir, proc }
+    }
+
+    /// Starts the replica again on the same port and folders after [`Registry::stop`].
+    pub fn restart(&mut self) {
+        let config = self.dir.path().join("config.yml");
+        let mut cmd = Command::new(require_tool("docker-registry"));
+        cmd.arg("serve").arg(&config);
+        let log = self.dir.path().join("registry-restarted.log");
+        self.proc = Proc::spawn(cmd, log);
+        wait_for_port(
+            self.port,
+            &mut self.proc.child,
+            "docker-registry",
+            &self.proc.log,
+        );
+    }
+
     fn spawn(dir: &Path, port: u16, extra: &str) -> Proc {
+        Self::spawn_on(dir, &dir.join("data"), port, extra)
+    }
+
+    fn spawn_on(dir: &Path, data: &Path, port: u16, extra: &str) -> Proc {
         let bin = require_tool("docker-registry");
         let config = dir.join("config.yml");
         fs::write(&config, format!(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}\n",
-            dir.join("data").display()
+            data.display()
         )).unwrap();
         let mut cmd = Command::new(bin);
         cmd.arg("serve").arg(&config);
@@ -179,6 +206,16 @@ impl Gateway {
     /// Starts with the base config plus `extra` TOML (top-level keys and sections).
     pub fn start(upstream: &str, pki: &Pki, extra: &str) -> Gateway {
         Self::start_with_tls(upstream, pki, extra, "")
+    }
+
+    /// In front of several replicas (`upstream` as a list).
+    pub fn start_upstreams(upstreams: &[String], pki: &Pki, extra: &str) -> Gateway {
+        let list = upstreams
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self::start_with_tls(&format!("[{list}]"), pki, extra, "")
     }
 
     /// Like [`Gateway::start`], with `tls_extra` lines added to `[tls]`.
@@ -237,6 +274,11 @@ pub fn gateway_config(
     tls_extra: &str,
 ) -> String {
     let extra = &extra.replace("{PORT}", &port.to_string());
+    let upstream = if upstream.starts_with('[') {
+        upstream.to_string()
+    } else {
+        format!("\"{upstream}\"")
+    };
     let (top, sections) = split_extra(extra);
     let configures_auth = extra.contains("auth") || tls_extra.contains("client_auth");
     let open = if configures_auth {
@@ -250,7 +292,7 @@ pub fn gateway_config(
         "threads = 2"
     };
     format!(
-        "listen = [\"127.0.0.1:{port}\"]\nupstream = \"{upstream}\"\n{threads}\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
+        "listen = [\"127.0.0.1:{port}\"]\nupstream = {upstream}\n{threads}\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
         pki.set.server_cert.display(),
         pki.set.server_key.display()
     )
