@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use base64::Engine;
-use common::{oci, skopeo, Stack};
+use common::{skopeo, Stack};
 
 /// Parses Prometheus text: every sample line must be `name{labels} value`.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -114,16 +114,11 @@ fn the_audit_log_records_pushes_and_refusals() {
         htpasswd.display(),
         audit.display()
     ));
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    let image = oci::write_layout(&layout, "v1", &[oci::tar_with_file("a.txt", b"audited\n")]);
-    skopeo::round_trip(
+    let image = skopeo::round_trip_content(
         &stack.gw.host(),
         &stack.pki.client_cert_dir(),
         &["alice:wonderland"],
-        &layout,
-        &image,
-        work.path(),
+        b"audited\n",
     );
     let bob = format!(
         "Authorization: Basic {}",

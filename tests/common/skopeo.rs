@@ -123,3 +123,12 @@ pub fn round_trip(
         assert_eq!(oci::digest(&back), layer.digest);
     }
 }
+
+/// Writes a one-layer image holding `content` and round-trips it (see [`round_trip`]).
+pub fn round_trip_content(host: &str, cert_dir: &Path, creds: &[&str], content: &[u8]) -> Image {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let image = oci::write_layout(&layout, "v1", &[oci::tar_with_file("content.bin", content)]);
+    round_trip(host, cert_dir, creds, &layout, &image, work.path());
+    image
+}
