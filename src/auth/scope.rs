@@ -266,10 +266,10 @@ pub fn is_digest(text: &str) -> bool {
 
 /// Upload ids: `[a-zA-Z0-9-_.=]+` (distribution's `uuid` route variable).
 fn is_upload_id(text: &str) -> bool {
+    // `.` and `..` match distribution's pattern too, but are path segments, never ids.
     !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
+        && text.bytes().any(|b| b != b'.')
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
 }
 
 /// Parses token scopes: each `type[(class)]:name:action[,action]`, several separated by
