@@ -218,3 +218,80 @@ fn key_ids_have_the_libtrust_shape() {
         && g.bytes()
             .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))));
 }
+
+#[test]
+fn external_issuers_from_certificates_and_jwks() {
+    let own = keys();
+    let other = issue(&Spec::new("other signer", &[], Kind::Signing, 30), None).unwrap();
+    let other_der = pem_der(&other.cert_pem());
+    let (other_signer, _) = Signer::new(
+        "other-issuer".into(),
+        "registry.test".into(),
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+        other.key_pem().as_bytes(),
+        &other_der,
+    )
+    .unwrap();
+    let token = other_signer
+        .access_token(
+            "ci",
+            &[(Resource::Repository("a".into()), vec![Action::Pull])],
+        )
+        .unwrap();
+    assert!(own.verifier.verify(&token).is_err(), "untrusted issuer");
+
+    let by_cert = trusted_key_from_certificate("other-issuer", &other_der).unwrap();
+    let verifier = Verifier {
+        service: "registry.test".into(),
+        keys: vec![own.own.clone(), by_cert],
+    };
+    assert_eq!(verifier.verify(&token).unwrap().subject, "ci");
+    let impostor = Verifier {
+        service: "registry.test".into(),
+        keys: vec![trusted_key_from_certificate("someone-else", &other_der).unwrap()],
+    };
+    assert!(
+        impostor.verify(&token).is_err(),
+        "the key is trusted only for its issuer"
+    );
+
+    // The same key as a JWKS entry, selected by kid.
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&other_der).unwrap();
+    let point = cert.public_key().subject_public_key.data.to_vec();
+    let (x, y) = (b64url(&point[1..33]), b64url(&point[33..65]));
+    let jwks = format!(
+        r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}","kid":"ci-key","alg":"ES256","use":"sig"}}]}}"#
+    );
+    let keys = trusted_keys_from_jwks("other-issuer", &jwks).unwrap();
+    let verifier = Verifier {
+        service: "registry.test".into(),
+        keys,
+    };
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("ci-key".into());
+    let claims = Claims {
+        iss: "other-issuer".into(),
+        ..claims()
+    };
+    let signed = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_pem(other.key_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(verifier.verify(&signed).unwrap().subject, "alice");
+    header.kid = Some("unknown-key".into());
+    let unknown = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_pem(other.key_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        verifier.verify(&unknown).is_err(),
+        "an unknown kid matches no key"
+    );
+    assert!(trusted_keys_from_jwks("x", "not json").is_err());
+}

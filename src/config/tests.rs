@@ -255,3 +255,27 @@ fn optional_certificates_with_require_all_contradict() {
     );
     assert!(Config::from_toml(&any, dir.path()).is_ok());
 }
+
+#[test]
+fn token_section_with_trusted_issuers() {
+    let (dir, text) = fixture();
+    crate::devcerts::write_token_key(dir.path(), "own", 30).unwrap();
+    let other = dir.path().join("other");
+    crate::devcerts::write_token_key(&other, "other", 30).unwrap();
+    let token = format!(
+        "{text}\n[auth.token]\nrealm = \"https://r.example/auth/token\"\nservice = \"r.example\"\nkey = \"token.key\"\ncertificate = \"token.crt\"\n[[auth.token.trust]]\nissuer = \"ci\"\ncertificates = \"other/token.crt\"\n"
+    );
+    let c = Config::from_toml(&token, dir.path()).unwrap();
+    let t = c.auth.token.unwrap();
+    assert_eq!((t.path.as_str(), t.verifier.keys.len()), ("/auth/token", 2));
+    assert_eq!(t.verifier.keys[1].issuer, "ci");
+
+    let bad = token
+        .replace("https://r.example/auth/token", "https://r.example/v2/token")
+        .replace("other/token.crt", "missing.crt");
+    let problems = Config::from_toml(&bad, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["auth.token.realm"], "{problems:?}");
+    let missing_trust = token.replace("other/token.crt", "missing.crt");
+    let problems = Config::from_toml(&missing_trust, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["auth.token.trust[1]"], "{problems:?}");
+}
