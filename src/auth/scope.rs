@@ -269,7 +269,9 @@ fn is_upload_id(text: &str) -> bool {
     // `.` and `..` match distribution's pattern too, but are path segments, never ids.
     !text.is_empty()
         && text.bytes().any(|b| b != b'.')
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
 }
 
 /// Parses token scopes: each `type[(class)]:name:action[,action]`, several separated by

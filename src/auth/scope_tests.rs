@@ -171,7 +171,11 @@ fn path_games_never_map_to_a_repository() {
     for path in attacks {
         assert_eq!(route(path).map_err(|_| ()), Err(()), "{path}");
     }
-    for dots in ["/v2/team-a/app/blobs/uploads/..", "/v2/team-a/app/blobs/uploads/.", "/v2/team-a/app/blobs/uploads/..."] {
+    for dots in [
+        "/v2/team-a/app/blobs/uploads/..",
+        "/v2/team-a/app/blobs/uploads/.",
+        "/v2/team-a/app/blobs/uploads/...",
+    ] {
         assert_eq!(route(dots).map_err(|_| ()), Err(()), "{dots}");
     }
     let long = format!("/v2/{}/manifests/v1", "a".repeat(256));

@@ -1,3 +1,4 @@
+use super::parse::parse_upstream;
 use super::*;
 use crate::devcerts::{self, Kind, Spec};
 
