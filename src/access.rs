@@ -13,7 +13,7 @@ use crate::auth::scope::Action;
 use crate::auth::scope::{required_scopes, RouteError, Scope};
 use crate::auth::token::now;
 use crate::auth::token_endpoint::{parse_get, parse_post, GrantKind, TokenRequest, TokenResponse};
-use crate::auth::{Attempt, Authenticator, Failure, Method, Principal};
+use crate::auth::{show, Attempt, Authenticator, Failure, Method, Principal};
 use crate::config::{Config, TokenConfig};
 use crate::errors::GatewayError;
 use crate::tls::certs::format_time;
@@ -28,6 +28,17 @@ pub struct RequestFacts<'a> {
     pub authorization: Option<&'a [u8]>,
     pub certificate: Option<&'a ClientIdentity>,
     pub client_ip: Option<IpAddr>,
+}
+
+impl RequestFacts<'_> {
+    /// What authentication looks at.
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            client_ip: self.client_ip,
+            authorization: self.authorization,
+            certificate: self.certificate,
+        }
+    }
 }
 
 /// Everything that decides access.
@@ -82,11 +93,7 @@ impl Access {
         if let (Some(token), Some(bearer)) = (&self.token, bearer(req.authorization)) {
             return self.token_holder(token, bearer, &scopes);
         }
-        let attempt = Attempt {
-            client_ip: req.client_ip,
-            authorization: req.authorization,
-            certificate: req.certificate,
-        };
+        let attempt = req.attempt();
         let principal = self
             .authn
             .authenticate(attempt)
@@ -222,11 +229,7 @@ impl Access {
         };
         match &request.grant {
             GrantKind::Header => {
-                let attempt = Attempt {
-                    client_ip: req.client_ip,
-                    authorization: req.authorization,
-                    certificate: req.certificate,
-                };
+                let attempt = req.attempt();
                 self.authn
                     .authenticate(attempt)
                     .await
@@ -309,8 +312,4 @@ fn bearer(authorization: Option<&[u8]>) -> Option<&str> {
     let text = std::str::from_utf8(authorization?).ok()?.trim();
     let (scheme, token) = text.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn show(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())
 }

@@ -251,7 +251,8 @@ fn cert_principal(user: Option<String>) -> Result<Principal, Failure> {
     }
 }
 
-fn show(ip: Option<IpAddr>) -> String {
+/// A client address for log lines, `-` when unknown.
+pub(crate) fn show(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())
 }
 
