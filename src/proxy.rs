@@ -155,16 +155,16 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let body = match session.req_header().method == Method::POST {
-            true => match read_form(session).await? {
-                Some(body) => Some(body),
+        let mut body = None;
+        if session.req_header().method == Method::POST {
+            match read_form(session).await? {
+                Some(form) => body = Some(form),
                 None => {
                     let answer = GatewayError::TokenRequest("invalid_request").response(false);
                     return write_answer(session, &answer).await;
                 }
-            },
-            false => None,
-        };
+            }
+        }
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
         match self
