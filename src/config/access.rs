@@ -211,28 +211,31 @@ pub fn parse_token(file: &FileToken, base: &Path) -> Result<TokenConfig, Vec<Pro
             "must be at least 60 seconds (clients treat shorter as 60)",
         ));
     }
-    let (Some(realm), Some(service), Some(key), Some(cert), Some(path)) =
-        (realm, service, key, cert, path)
-    else {
-        return Err(problems);
-    };
-    let signer = load_signer(
-        file,
-        &service,
-        &resolve_path(base, &key),
-        &resolve_path(base, &cert),
-    )
-    .map_err(|m| vec![m])?;
-    let mut keys = vec![signer.1.clone()];
+    let mut trusted = Vec::new();
     for (i, trust) in file.trust.iter().enumerate() {
         match load_trusted(trust, base) {
-            Ok(mut more) => keys.append(&mut more),
+            Ok(mut more) => trusted.append(&mut more),
             Err(m) => problems.push(Problem::new(format!("auth.token.trust[{}]", i + 1), m)),
         }
     }
+    let signer = match (&service, &key, &cert) {
+        (Some(service), Some(key), Some(cert)) => {
+            let (key, cert) = (resolve_path(base, key), resolve_path(base, cert));
+            load_signer(file, service, &key, &cert)
+                .map_err(|p| problems.push(p))
+                .ok()
+        }
+        _ => None,
+    };
+    let (Some(realm), Some(service), Some(path), Some(signer)) = (realm, service, path, signer)
+    else {
+        return Err(problems);
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
+    let mut keys = vec![signer.1.clone()];
+    keys.append(&mut trusted);
     let verifier = Verifier {
         service: service.clone(),
         keys,

@@ -275,7 +275,11 @@ fn token_section_with_trusted_issuers() {
         .replace("https://r.example/auth/token", "https://r.example/v2/token")
         .replace("other/token.crt", "missing.crt");
     let problems = Config::from_toml(&bad, dir.path()).unwrap_err();
-    assert_eq!(keys(&problems), ["auth.token.realm"], "{problems:?}");
+    assert_eq!(
+        keys(&problems),
+        ["auth.token.realm", "auth.token.trust[1]"],
+        "every problem at once: {problems:?}"
+    );
     let missing_trust = token.replace("other/token.crt", "missing.crt");
     let problems = Config::from_toml(&missing_trust, dir.path()).unwrap_err();
     assert_eq!(keys(&problems), ["auth.token.trust[1]"], "{problems:?}");
