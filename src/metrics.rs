@@ -8,6 +8,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The process's metrics, for the log layer that counts handshake failures (pingora reports
+/// them only as log lines).
+static GLOBAL: std::sync::OnceLock<std::sync::Arc<Metrics>> = std::sync::OnceLock::new();
+
+/// Makes `metrics` the process's metrics; later calls are ignored.
+pub fn install_global(metrics: std::sync::Arc<Metrics>) {
+    let _ = GLOBAL.set(metrics);
+}
+
+/// The process's metrics, once installed.
+pub fn global() -> Option<&'static Metrics> {
+    GLOBAL.get().map(|m| m.as_ref())
+}
+
 /// Upper bounds (seconds) of the upstream latency histogram.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -58,7 +72,7 @@ impl Metrics {
         bump(&self.auth, (method, outcome));
     }
 
-    /// A refused client certificate.
+    /// A failed TLS handshake, by reason.
     pub fn handshake_failure(&self, reason: &'static str) {
         bump(&self.handshake_failures, reason);
     }
@@ -95,7 +109,7 @@ impl Metrics {
                 "portcullis_auth_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        out.push_str("# HELP portcullis_tls_client_certificate_refusals_total Client certificates refused in the handshake, by reason.\n# TYPE portcullis_tls_client_certificate_refusals_total counter\n");
+        out.push_str("# HELP portcullis_tls_handshake_failures_total Failed TLS handshakes, by reason.\n# TYPE portcullis_tls_handshake_failures_total counter\n");
         for (reason, n) in self
             .handshake_failures
             .lock()
@@ -104,7 +118,7 @@ impl Metrics {
         {
             let _ = writeln!(
                 out,
-                "portcullis_tls_client_certificate_refusals_total{{reason=\"{reason}\"}} {n}"
+                "portcullis_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
         let _ = writeln!(out, "# HELP portcullis_body_bytes_total Request and response body bytes.\n# TYPE portcullis_body_bytes_total counter");

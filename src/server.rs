@@ -63,6 +63,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::default());
+    crate::metrics::install_global(Arc::clone(&metrics));
     let health_check =
         background_service("registry health check", backends::pool(&config.upstreams)?);
     let pool = health_check.task();
@@ -73,7 +74,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
             &config,
             Arc::clone(&audit),
         ))),
-        live_tls: Arc::new(LiveTls::new(&config.tls, Arc::clone(&metrics))),
+        live_tls: Arc::new(LiveTls::new(&config.tls)),
         config: Arc::new(config),
         in_flight: InFlight::default(),
         metrics,

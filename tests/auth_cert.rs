@@ -154,6 +154,22 @@ fn bad_certificates_fail_the_handshake_and_are_logged() {
 
     let r = try_request(stack.gw.port, stack.ca(), Some(&good), "GET", "/v2/", &[]).unwrap();
     assert_eq!(r.status, 200, "still serving after the refusals");
+    let (_, metrics) = stack.gw.admin_get("/metrics");
+    for reason in [
+        "expired",
+        "unknown_issuer",
+        "revoked",
+        "no_client_certificate",
+    ] {
+        let line = format!("portcullis_tls_handshake_failures_total{{reason=\"{reason}\"}} ");
+        let count: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {reason} in\n{metrics}"))
+            .parse()
+            .unwrap();
+        assert!(count >= 1.0, "{reason}: {count}");
+    }
 }
 
 #[test]

@@ -163,21 +163,6 @@ fn read_crls(path: &std::path::Path) -> Result<Vec<CertificateRevocationListDer<
     crate::tls::certs::read_pem_items(path, "X509 CRL")
 }
 
-/// A short label for a certificate refusal, for metrics.
-fn refusal_reason(error: &rustls::Error) -> &'static str {
-    use rustls::CertificateError::*;
-    match error {
-        rustls::Error::InvalidCertificate(Expired | ExpiredContext { .. }) => "expired",
-        rustls::Error::InvalidCertificate(NotValidYet | NotValidYetContext { .. }) => {
-            "not_yet_valid"
-        }
-        rustls::Error::InvalidCertificate(UnknownIssuer) => "unknown_issuer",
-        rustls::Error::InvalidCertificate(Revoked) => "revoked",
-        rustls::Error::InvalidCertificate(BadSignature) => "bad_signature",
-        _ => "other",
-    }
-}
-
 /// Client addresses of connections in their TLS handshake, by tokio task id.
 #[derive(Debug, Default)]
 pub struct PeerMap(Mutex<HashMap<tokio::task::Id, (SocketAddr, Instant)>>);
@@ -260,21 +245,15 @@ pub struct LiveVerifier {
     inner: arc_swap::ArcSwap<Arc<dyn ClientCertVerifier>>,
     mandatory: bool,
     peers: Arc<PeerMap>,
-    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl LiveVerifier {
-    pub fn new(
-        inner: Arc<dyn ClientCertVerifier>,
-        peers: Arc<PeerMap>,
-        metrics: Arc<crate::metrics::Metrics>,
-    ) -> Self {
+    pub fn new(inner: Arc<dyn ClientCertVerifier>, peers: Arc<PeerMap>) -> Self {
         let mandatory = inner.client_auth_mandatory();
         Self {
             inner: arc_swap::ArcSwap::from_pointee(inner),
             mandatory,
             peers,
-            metrics,
         }
     }
 
@@ -308,7 +287,6 @@ impl ClientCertVerifier for LiveVerifier {
             .current()
             .verify_client_cert(end_entity, intermediates, now);
         if let Err(e) = &result {
-            self.metrics.handshake_failure(refusal_reason(e));
             let client = self
                 .peers
                 .current()

@@ -72,13 +72,12 @@ pub struct LiveTls {
 }
 
 impl LiveTls {
-    pub fn new(tls: &TlsConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn new(tls: &TlsConfig) -> Self {
         let peers = Arc::new(PeerMap::default());
         let client = tls.client_auth.as_ref().map(|c| {
             Arc::new(LiveVerifier::new(
                 Arc::clone(&c.verifier),
                 Arc::clone(&peers),
-                Arc::clone(&metrics),
             ))
         });
         LiveTls {
