@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::client::request;
-use common::{Gateway, Pki, Registry, Stack};
+use common::{Registry, Stack};
 use portcullis::errors::API_VERSION_HEADER;
 
 /// Waits for the registry's "response completed" line for the request with `user_agent`.
@@ -36,23 +35,18 @@ fn remote_addr(line: &str) -> &str {
 
 #[test]
 fn registry_answers_carry_the_api_version_header() {
-    let Stack {
-        registry: _registry,
-        pki,
-        gw,
-    } = Stack::start("");
-    let ca = &pki.set.ca_cert;
+    let stack = Stack::start("");
 
-    let get = request(gw.port, ca, "GET", "/v2/", &[]);
+    let get = stack.request("GET", "/v2/", &[]);
     assert_eq!(get.status, 200, "{}", get.body_text());
     assert_eq!(get.header(API_VERSION_HEADER), Some("registry/2.0"));
 
-    let head = request(gw.port, ca, "HEAD", "/v2/", &[]);
+    let head = stack.request("HEAD", "/v2/", &[]);
     assert_eq!(head.status, 200);
     assert_eq!(head.header(API_VERSION_HEADER), Some("registry/2.0"));
     assert!(head.body.is_empty());
 
-    let missing = request(gw.port, ca, "GET", "/v2/nothing/here/manifests/latest", &[]);
+    let missing = stack.request("GET", "/v2/nothing/here/manifests/latest", &[]);
     assert_eq!(missing.status, 404);
     assert_eq!(missing.header(API_VERSION_HEADER), Some("registry/2.0"));
     assert_eq!(missing.json()["errors"][0]["code"], "MANIFEST_UNKNOWN");
@@ -69,28 +63,24 @@ fn registry_answers_carry_the_api_version_header() {
 
 #[test]
 fn upload_location_is_https_for_the_host_the_client_used() {
-    let Stack {
-        registry: _registry,
-        pki,
-        gw,
-    } = Stack::start("");
-    let ca = &pki.set.ca_cert;
+    let stack = Stack::start("");
 
-    let started = request(
-        gw.port,
-        ca,
+    let started = stack.request(
         "POST",
         "/v2/team/app/blobs/uploads/",
         &["Content-Length: 0"],
     );
     assert_eq!(started.status, 202, "{}", started.body_text());
     let location = started.header("Location").expect("Location");
-    let expected = format!("https://localhost:{}/v2/team/app/blobs/uploads/", gw.port);
+    let expected = format!(
+        "https://localhost:{}/v2/team/app/blobs/uploads/",
+        stack.gw.port
+    );
     assert!(location.starts_with(&expected), "{location}");
 
     // Another Host (e.g. the DNS name behind a load balancer) is kept, port included.
     let other = "POST /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: registry.example.com:8443\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    let r = common::client::send(gw.port, ca, other.as_bytes());
+    let r = common::client::send(stack.gw.port, stack.ca(), other.as_bytes());
     let location = r.header("Location").expect("Location");
     assert!(
         location.starts_with("https://registry.example.com:8443/v2/team/app/blobs/uploads/"),
@@ -155,16 +145,11 @@ fn forwarding_headers_from_a_trusted_proxy_are_kept() {
 
 #[test]
 fn backend_down_gives_a_registry_shaped_502() {
-    let Stack {
-        mut registry,
-        pki,
-        gw,
-    } = Stack::start("");
-    let ca = &pki.set.ca_cert;
-    registry.stop();
+    let mut stack = Stack::start("");
+    stack.registry.stop();
 
     for method in ["GET", "HEAD"] {
-        let r = request(gw.port, ca, method, "/v2/", &[]);
+        let r = stack.request(method, "/v2/", &[]);
         assert_eq!(r.status, 502, "{method}");
         assert_eq!(
             r.header(API_VERSION_HEADER),
@@ -181,51 +166,44 @@ fn backend_down_gives_a_registry_shaped_502() {
             assert!(body["errors"][0]["detail"].is_null());
         }
     }
-    let r = request(gw.port, ca, "GET", "/v2/team/app/manifests/v1", &[]);
+    let r = stack.request("GET", "/v2/team/app/manifests/v1", &[]);
     assert_eq!(r.status, 502);
     assert_eq!(r.header(API_VERSION_HEADER), Some("registry/2.0"));
 
     // The health check does not depend on the backend.
-    let health = request(gw.port, ca, "GET", "/", &[]);
+    let health = stack.request("GET", "/", &[]);
     assert_eq!(health.status, 200);
     assert!(
-        gw.proc.log_text().contains("status=502"),
+        stack.gw.proc.log_text().contains("status=502"),
         "access log records the 502"
     );
 }
 
 #[test]
 fn gateway_answers_paths_outside_v2_itself() {
-    let Stack { registry, pki, gw } = Stack::start("");
-    let ca = &pki.set.ca_cert;
+    let stack = Stack::start("");
 
-    assert_eq!(request(gw.port, ca, "GET", "/", &[]).status, 200);
-    assert_eq!(request(gw.port, ca, "HEAD", "/", &[]).status, 200);
-    let post = request(gw.port, ca, "POST", "/", &["Content-Length: 0"]);
+    assert_eq!(stack.request("GET", "/", &[]).status, 200);
+    assert_eq!(stack.request("HEAD", "/", &[]).status, 200);
+    let post = stack.request("POST", "/", &["Content-Length: 0"]);
     assert_eq!(post.status, 405);
     assert_eq!(post.header("Allow"), Some("GET, HEAD"));
     for path in ["/debug/vars", "/v2x", "/metrics", "/V2/"] {
-        let r = request(gw.port, ca, "GET", path, &[]);
+        let r = stack.request("GET", path, &[]);
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.header(API_VERSION_HEADER), None, "{path}");
         assert_eq!(r.json()["errors"][0]["code"], "NOT_FOUND");
     }
     assert!(
-        !registry.proc.log_text().contains("/debug/vars"),
+        !stack.registry.proc.log_text().contains("/debug/vars"),
         "unknown paths never reach the registry"
     );
 }
 
 #[test]
 fn credentials_and_cookies_never_reach_the_access_log() {
-    let Stack {
-        registry: _registry,
-        pki,
-        gw,
-    } = Stack::start("");
-    let r = request(
-        gw.port,
-        &pki.set.ca_cert,
+    let stack = Stack::start("");
+    let r = stack.request(
         "GET",
         "/v2/?token=query-secret",
         &[
@@ -235,7 +213,7 @@ fn credentials_and_cookies_never_reach_the_access_log() {
     );
     assert_eq!(r.status, 200);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let log = gw.proc.log_text();
+    let log = stack.gw.proc.log_text();
     assert!(log.contains("path=/v2/"), "the request was logged:\n{log}");
     for secret in [
         "c2VjcmV0",
@@ -253,8 +231,7 @@ fn credentials_and_cookies_never_reach_the_access_log() {
 
 /// Sends `body` with `method` to `path` and returns the answer.
 fn send_body(
-    gw: &Gateway,
-    pki: &Pki,
+    stack: &Stack,
     method: &str,
     path: &str,
     content_type: &str,
@@ -262,40 +239,32 @@ fn send_body(
 ) -> common::client::Response {
     let mut raw = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        gw.host(),
+        stack.gw.host(),
         body.len()
     )
     .into_bytes();
     raw.extend_from_slice(body);
-    common::client::send(gw.port, &pki.set.ca_cert, &raw)
+    common::client::send(stack.gw.port, stack.ca(), &raw)
 }
 
 #[test]
 fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
-    let Stack {
-        registry: _registry,
-        pki,
-        gw,
-    } = Stack::start("");
-    let ca = &pki.set.ca_cert;
+    let stack = Stack::start("");
 
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = common::oci::digest(config);
-    let started = request(
-        gw.port,
-        ca,
+    let started = stack.request(
         "POST",
         "/v2/team/app/blobs/uploads/",
         &["Content-Length: 0"],
     );
     let location = started.header("Location").expect("Location");
     let upload = location
-        .strip_prefix(&format!("https://{}", gw.host()))
+        .strip_prefix(&format!("https://{}", stack.gw.host()))
         .unwrap();
     let put_blob = send_body(
-        &gw,
-        &pki,
+        &stack,
         "PUT",
         &format!("{upload}&digest={config_digest}"),
         "application/octet-stream",
@@ -308,8 +277,7 @@ fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
         config.len()
     );
     let put = send_body(
-        &gw,
-        &pki,
+        &stack,
         "PUT",
         "/v2/team/app/manifests/v1",
         "application/vnd.oci.image.manifest.v1+json",
@@ -317,9 +285,7 @@ fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
     );
     assert_eq!(put.status, 201, "{}", put.body_text());
 
-    let head = request(
-        gw.port,
-        ca,
+    let head = stack.request(
         "HEAD",
         "/v2/team/app/manifests/v1",
         &["Accept: application/vnd.oci.image.manifest.v1+json"],
@@ -335,9 +301,7 @@ fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
     );
     assert_eq!(head.header(API_VERSION_HEADER), Some("registry/2.0"));
 
-    let range = request(
-        gw.port,
-        ca,
+    let range = stack.request(
         "GET",
         &format!("/v2/team/app/blobs/{config_digest}"),
         &["Range: bytes=1-4"],
@@ -348,17 +312,10 @@ fn manifest_head_keeps_content_length_and_blob_ranges_pass_through() {
 
 #[test]
 fn access_log_can_be_json() {
-    let Stack {
-        registry: _registry,
-        pki,
-        gw,
-    } = Stack::start("[log]\nformat = \"json\"");
-    assert_eq!(
-        request(gw.port, &pki.set.ca_cert, "GET", "/v2/", &[]).status,
-        200
-    );
+    let stack = Stack::start("[log]\nformat = \"json\"");
+    assert_eq!(stack.request("GET", "/v2/", &[]).status, 200);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let log = gw.proc.log_text();
+    let log = stack.gw.proc.log_text();
     let access = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
