@@ -83,6 +83,10 @@ pub fn audit_write(
     user: &str,
     client: Option<IpAddr>,
 ) {
+    // Only writes are audited: the path is parsed for those alone (this runs per response).
+    if !matches!((method, status), ("PUT", 201) | ("DELETE", 202)) {
+        return;
+    }
     let (event, name) = match (method, status, route(path)) {
         ("PUT", 201, Ok(ApiRoute::Manifest(name))) => ("push", name),
         ("DELETE", 202, Ok(ApiRoute::Manifest(name) | ApiRoute::Blob(name))) => ("delete", name),
