@@ -4,6 +4,8 @@
 //! continue an upload another one started.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::http::RequestHeader;
@@ -19,8 +21,20 @@ pub type Pool = LoadBalancer<RoundRobin>;
 /// How often each replica is checked.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// Builds the pool with its health check; run it as a background service.
-pub fn pool(upstreams: &[Upstream]) -> Result<Pool, String> {
+/// Whether the registry answered the health check's anonymous `GET /v2/` with 200 last time,
+/// i.e. it has no auth of its own. Until the first check, false.
+#[derive(Clone, Default)]
+pub struct OpenRegistry(Arc<AtomicBool>);
+
+impl OpenRegistry {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Builds the pool with its health check; run it as a background service. Each check's
+/// answer also updates `open`.
+pub fn pool(upstreams: &[Upstream], open: &OpenRegistry) -> Result<Pool, String> {
     let mut lb = Pool::try_from_iter(upstreams.iter().map(|u| u.addr))
         .map_err(|e| format!("upstream: {e}"))?;
     let mut check = HttpHealthCheck::new("portcullis-health-check", false);
@@ -28,8 +42,16 @@ pub fn pool(upstreams: &[Upstream]) -> Result<Pool, String> {
     req.insert_header("Host", "portcullis-health-check")
         .map_err(|e| e.to_string())?;
     check.req = req;
-    check.validator = Some(Box::new(|response| match response.status.as_u16() {
-        200 | 401 => Ok(()),
+    let open = Arc::clone(&open.0);
+    check.validator = Some(Box::new(move |response| match response.status.as_u16() {
+        200 => {
+            open.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        401 => {
+            open.store(false, Ordering::Relaxed);
+            Ok(())
+        }
         other => {
             pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(other), "registry not ready")
         }
@@ -46,6 +68,11 @@ pub fn pick(pool: &Pool, fallback: SocketAddr) -> SocketAddr {
     pool.select(b"", 256)
         .and_then(|b| b.addr.as_inet().copied())
         .unwrap_or(fallback)
+}
+
+/// Whether the last health check found at least one replica up.
+pub fn any_healthy(pool: &Pool) -> bool {
+    pool.select(b"", 256).is_some()
 }
 
 /// Each replica and whether its last health check passed.

@@ -19,7 +19,7 @@ use crate::access::{Access, RequestFacts};
 use crate::access_log;
 use crate::audit::Audit;
 use crate::auth::token_endpoint::MAX_FORM;
-use crate::backends::{self, Pool};
+use crate::backends::{self, OpenRegistry, Pool};
 use crate::config::Config;
 use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
 use crate::headers::{
@@ -28,7 +28,7 @@ use crate::headers::{
 use crate::lifecycle::{InFlight, InFlightGuard};
 use crate::metrics::Metrics;
 use crate::observe;
-use crate::registry::{classify, Route};
+use crate::registry::{classify, is_version_check, version_check_response, Route};
 use crate::tls::client_auth::ClientIdentity;
 
 /// The gateway: configuration, authentication state and the shared in-flight counter.
@@ -40,6 +40,8 @@ pub struct Gateway {
     pub audit: Arc<Audit>,
     /// The registry replicas and their health.
     pub pool: Arc<Pool>,
+    /// Whether the registry has no auth of its own, per the health check.
+    pub open_registry: OpenRegistry,
     pub in_flight: InFlight,
 }
 
@@ -149,6 +151,18 @@ impl Gateway {
         }
     }
 
+    /// Whether an allowed request is the version check the gateway answers itself: only
+    /// when the registry's answer would be the same, i.e. the health check found it up and
+    /// answering an anonymous `/v2/` with 200 (no auth of its own), and credentials are not
+    /// meant for it (`forward_authorization`). Otherwise the request goes to the registry.
+    fn answers_version_check(&self, session: &Session) -> bool {
+        let req = session.req_header();
+        is_version_check(&req.method, req.uri.path())
+            && !self.config.auth.forward_authorization
+            && self.open_registry.get()
+            && backends::any_healthy(&self.pool)
+    }
+
     /// Answers the token endpoint.
     async fn serve_token_endpoint(
         &self,
@@ -254,6 +268,10 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             Route::RegistryApi => match self.check_registry_request(session, ctx).await {
+                None if self.answers_version_check(session) => {
+                    write_answer(session, &version_check_response()).await?;
+                    Ok(true)
+                }
                 None => Ok(false),
                 Some(refusal) => {
                     write_answer(session, &refusal.response(true)).await?;

@@ -1,5 +1,7 @@
 //! Classifying request paths: what the gateway answers itself and what goes to the registry.
 
+use crate::errors::{GatewayResponse, API_VERSION, API_VERSION_HEADER};
+
 /// Where a request path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -26,9 +28,54 @@ pub fn classify(path: &str) -> Route {
     }
 }
 
+/// Whether this is the API version check (`GET` or `HEAD` of `/v2/`), which an allowed
+/// client may have answered by the gateway itself (see [`version_check_response`]).
+pub fn is_version_check(method: &http::Method, path: &str) -> bool {
+    (method == http::Method::GET || method == http::Method::HEAD) && path == "/v2/"
+}
+
+/// The registry's own answer to an allowed version check: 200, `{}` as JSON and the API
+/// version header, exactly what distribution sends once its auth passes.
+///
+/// Every docker, containerd or skopeo session starts with this request; answering it at the
+/// gateway, after the gateway's own authentication, saves the registry a round trip per
+/// client session. It is only correct while the registry has no auth of its own
+/// (`forward_authorization` off) and is up, which the caller checks.
+pub fn version_check_response() -> GatewayResponse {
+    GatewayResponse {
+        status: http::StatusCode::OK,
+        headers: vec![
+            (
+                "Content-Type",
+                "application/json; charset=utf-8".to_string(),
+            ),
+            ("Content-Length", "2".to_string()),
+            (API_VERSION_HEADER, API_VERSION.to_string()),
+        ],
+        body: bytes::Bytes::from_static(b"{}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_check_is_get_or_head_of_v2_slash_only() {
+        use http::Method;
+        assert!(is_version_check(&Method::GET, "/v2/"));
+        assert!(is_version_check(&Method::HEAD, "/v2/"));
+        assert!(!is_version_check(&Method::POST, "/v2/"));
+        assert!(!is_version_check(&Method::GET, "/v2"));
+        assert!(!is_version_check(&Method::GET, "/v2/_catalog"));
+        let r = version_check_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], b"{}");
+        assert!(r
+            .headers
+            .iter()
+            .any(|(n, v)| *n == API_VERSION_HEADER && v == API_VERSION));
+    }
 
     #[test]
     fn classifies_paths() {

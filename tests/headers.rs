@@ -146,8 +146,22 @@ fn forwarding_headers_from_a_trusted_proxy_are_kept() {
 #[test]
 fn backend_down_gives_a_registry_shaped_502() {
     let mut stack = Stack::start("");
+    let up = stack.request("GET", "/v2/", &[]);
+    assert_eq!((up.status, up.body.as_slice()), (200, &b"{}"[..]));
     stack.registry.stop();
 
+    // Requests for content fail at once. The version check, which the gateway answers itself
+    // while the registry is up, fails as soon as the health check (every 2 s) sees it down.
+    let r = stack.request("GET", "/v2/team/app/manifests/v1", &[]);
+    assert_eq!(r.status, 502);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stack.request("GET", "/v2/", &[]).status != 502 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/v2/ still answered 10 s after the registry stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     for method in ["GET", "HEAD"] {
         let r = stack.request(method, "/v2/", &[]);
         assert_eq!(r.status, 502, "{method}");

@@ -94,6 +94,11 @@ impl PasswordChecker {
         let Ok(permit) = permit else {
             return Verdict::Busy;
         };
+        // Requests that arrived together with the same credentials (a client opening several
+        // connections at once) queued behind the first check: its result is in the cache now.
+        if self.cache.contains(&creds.user, &creds.password) {
+            return Verdict::Valid;
+        }
         let db = Arc::clone(&self.db.read().unwrap_or_else(|e| e.into_inner()).0);
         let (user, password) = (creds.user.clone(), creds.password.clone());
         let ok = tokio::task::spawn_blocking(move || {
