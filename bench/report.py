@@ -17,29 +17,27 @@ for line in open(meta_path):
         k, v = line.rstrip("\n").split("=", 1)
         meta[k] = v
 
-vals = defaultdict(list)  # (group, metric, contender) -> [values]
+vals = defaultdict(list)  # (group, metric, contender) -> [values, in round order]
 for line in open(raw_path):
     if line.startswith("group\t") or not line.strip():
         continue
     g, m, c, _r, v = line.rstrip("\n").split("\t")
     vals[(g, m, c)].append(float(v))
 
-CONTENDERS = ["portcullis", "nginx", "registry-direct"]
+GATEWAYS = ["portcullis", "nginx"]
+WITH_DIRECT = GATEWAYS + ["registry-direct"]
+SMALL = ["portcullis", "nginx", "portcullis-auth-off", "registry-direct"]
 
 
 def agg(g, m, c, how="median"):
     v = vals.get((g, m, c))
     if not v:
         return None
-    return max(v) if how == "max" else statistics.median(v)
-
-
-def rounds_of(g, m, c):
-    return vals.get((g, m, c), [])
+    return {"max": max, "first": lambda x: x[0], "last": lambda x: x[-1]}.get(how, statistics.median)(v)
 
 
 def runs(g, m, c, digits=1):
-    v = rounds_of(g, m, c)
+    v = vals.get((g, m, c), [])
     return " / ".join(f"{x:,.{digits}f}" for x in v) if v else "n/a"
 
 
@@ -48,141 +46,169 @@ def fmt(x, digits=1):
 
 
 def ratio(x, ref):
-    if x is None or ref is None or ref == 0:
-        return "n/a"
-    return f"{x / ref:.2f}x"
+    return "n/a" if x is None or not ref else f"{x / ref:.2f}x"
 
 
 out = []
 p = out.append
+n_idle = meta.get("IDLE_CONNS")
+size = meta.get("BLOB_MIB")
+load = meta.get("LOAD_SECONDS")
+conns = meta.get("CONNS")
+
+
+def peak_transfers(c):
+    peaks = [agg(g, f"{m}_peak_rss_mib", c, "max") for g, m in
+             (("get", "h1"), ("get", "h2"), ("upload", "put"), ("upload", "patch"))]
+    return max([x for x in peaks if x is not None], default=None)
+
+
+def target_rows():
+    """(what, measured, goal, met) for every target of the benchmark."""
+    rows = []
+
+    def vs(what, g, m, goal, other="nginx", lower=False):
+        a, b = agg(g, m, "portcullis"), agg(g, m, other)
+        if a is None or not b:
+            rows.append((what, "n/a", f"{goal}", None))
+            return
+        r = a / b
+        met = r <= goal if lower else r >= goal
+        rows.append((what, f"{r:.2f}x {other}", f"{'<=' if lower else '>='} {goal}x", met))
+
+    vs("Blob GET, HTTP/1.1", "get", "h1_mibs", 1.6)
+    vs("Blob GET, HTTP/2", "get", "h2_mibs", 1.5)
+    vs("Upload, monolithic PUT", "upload", "put_mibs", 1.3)
+    vs("Upload, chunked PATCH", "upload", "patch_mibs", 1.3)
+    vs("Authenticated GET /v2/", "small", "rps", 100)
+    vs("Authenticated HEAD manifest", "small", "head_rps", 100)
+    vs("GET /v2/ vs Portcullis with auth off", "small", "rps", 0.9, "portcullis-auth-off")
+    vs("HEAD manifest vs Portcullis with auth off", "small", "head_rps", 0.9, "portcullis-auth-off")
+    vs("TLS full handshakes/s", "tls", "conn_per_s", 1.0)
+    vs("TLS resumed handshakes/s", "tls", "resumed_per_s", 1.0)
+    for how, label in (("first", "1st set"), ("max", "worst set")):
+        a, b = agg("mem", "conns_mib", "portcullis", how), agg("mem", "conns_mib", "nginx", how)
+        if a is not None and b:
+            rows.append((f"RSS with {n_idle} idle TLS connections ({label})",
+                         f"{a:.1f} vs {b:.1f} MiB ({a / b:.2f}x)", "<= 1.00x", a <= b))
+    start, peak = agg("mem", "start_mib", "portcullis"), peak_transfers("portcullis")
+    if start is not None and peak is not None:
+        rows.append((f"RSS flat during {size} MiB transfers", f"peak {peak:.1f} MiB (start {start:.1f})",
+                     "peak < start + 64 MiB", peak < start + 64))
+    return rows
+
+
 rounds = meta.get("ROUNDS", "?")
 p(f"# Portcullis vs nginx vs registry direct ({meta.get('MODE', '?')} run)")
 p("")
 p(f"Machine: {meta.get('NPROC')} CPUs, {meta.get('CPU')}, {meta.get('MEM_GIB')} GiB RAM; "
   f"{meta.get('DATE')}; {meta.get('KERNEL')}.")
 p(f"Versions: {meta.get('PORTCULLIS')}; {meta.get('NGINX')}; {meta.get('REGISTRY')}; "
-  f"{meta.get('CURL')}; {meta.get('OPENSSL')}.")
+  f"{meta.get('CURL')}; {meta.get('WRK')}; {meta.get('OHA')}; {meta.get('OPENSSL')}.")
 p(f"Everything (registry, gateways, clients) runs on this one machine over loopback. "
   f"Medians of {rounds} run(s) per contender, contenders alternating run by run; "
-  f"\"vs nginx\" = this contender's number / nginx's number in the same row group "
-  f"(higher is better for throughput and rates, lower for CPU, latency and memory).")
-p(f"Measuring took {meta.get('MEASURE_SECONDS')} s (after build and set-up).")
-p("Same ECDSA P-256 certificate chain (leaf + intermediate, `portcullis certs`) and the same "
-  "htpasswd (one user, bcrypt cost 10) for both gateways. Raw per-run numbers: "
-  "`bench/results/latest.tsv`.")
+  f"\"vs nginx\" = this contender's number / nginx's number in the same run. "
+  f"Measuring took {meta.get('MEASURE_SECONDS')} s (after build and set-up). Same ECDSA P-256 "
+  "certificate chain and the same htpasswd (one user, bcrypt cost 10) for both gateways. "
+  "Raw per-run numbers: `latest.tsv`; chart: `latest.png`.")
+p("")
+p("## Targets")
+p("")
+p("| target | measured (Portcullis) | goal | met |")
+p("|---|---|---|---|")
+for what, measured, goal, met in target_rows():
+    p(f"| {what} | {measured} | {goal} | {'n/a' if met is None else ('yes' if met else '**no**')} |")
 p("")
 
-# a. Blob GET
-size = meta.get("BLOB_MIB")
 p(f"## a. Blob GET over TLS ({size} MiB random blob, one `curl` download)")
 p("")
-p("| contender | protocol | MiB/s | vs nginx | MiB/s, each run | gateway CPU s/GiB | vs nginx | peak gateway RSS MiB |")
+p("| contender | protocol | MiB/s | vs nginx | each run | gateway CPU s/GiB | vs nginx | peak RSS MiB |")
 p("|---|---|---:|---:|---:|---:|---:|---:|")
 for proto, label in (("h1", "HTTP/1.1"), ("h2", "HTTP/2")):
-    ref_t = agg("get", f"{proto}_mibs", "nginx")
-    ref_c = agg("get", f"{proto}_cpu_s_per_gib", "nginx")
-    for c in CONTENDERS:
+    ref_t, ref_c = agg("get", f"{proto}_mibs", "nginx"), agg("get", f"{proto}_cpu_s_per_gib", "nginx")
+    for c in WITH_DIRECT:
         t = agg("get", f"{proto}_mibs", c)
-        cpu = agg("get", f"{proto}_cpu_s_per_gib", c)
-        rss = agg("get", f"{proto}_peak_rss_mib", c, "max")
         if c == "registry-direct":
-            lab = "HTTP/1.1, plain HTTP" if proto == "h1" else "HTTP/2 (h2c)"
-            if t is None:
-                p(f"| {c} | {lab} | n/a | n/a | n/a | n/a | n/a | n/a |")
-                continue
-            p(f"| {c} | {lab} | {fmt(t)} | {ratio(t, ref_t)} | {runs('get', proto + '_mibs', c)} | n/a (no gateway) | n/a | n/a |")
+            if proto == "h1":
+                p(f"| {c} | HTTP/1.1, plain HTTP | {fmt(t)} | {ratio(t, ref_t)} | {runs('get', 'h1_mibs', c)} | n/a | n/a | n/a |")
             continue
-        p(f"| {c} | {label} | {fmt(t)} | {ratio(t, ref_t)} | {runs('get', proto + '_mibs', c)} | {fmt(cpu, 2)} | {ratio(cpu, ref_c)} | {fmt(rss)} |")
+        cpu = agg("get", f"{proto}_cpu_s_per_gib", c)
+        p(f"| {c} | {label} | {fmt(t)} | {ratio(t, ref_t)} | {runs('get', proto + '_mibs', c)} | "
+          f"{fmt(cpu, 2)} | {ratio(cpu, ref_c)} | {fmt(agg('get', proto + '_peak_rss_mib', c, 'max'))} |")
 p("")
-p("Gateway CPU = user+system time of the gateway process (nginx: sum of its workers and "
-  "master) from `/proc/PID/stat` before and after the download, per GiB moved. The registry's "
-  "and curl's CPU are not counted. registry-direct has no HTTP/2 without TLS (the registry "
-  "does not speak h2c), hence n/a.")
+p("Gateway CPU = user+system time of the gateway (nginx: master and workers summed) from "
+  "`/proc/PID/stat` around the transfer, per GiB moved; the registry's and curl's CPU are not "
+  "counted. The registry does not speak HTTP/2 without TLS (h2c), so it has no HTTP/2 row.")
 p("")
 
-# b. Upload
 p(f"## b. Blob upload over TLS, HTTP/1.1 ({size} MiB)")
 p("")
-p("| contender | method | MiB/s | vs nginx | each run |")
-p("|---|---|---:|---:|---:|")
-for m, label in (("put_mibs", "monolithic PUT ?digest= (Content-Length)"),
-                 ("patch_mibs", "chunked PATCH (Transfer-Encoding: chunked) + closing PUT")):
-    ref = agg("upload", m, "nginx")
-    for c in CONTENDERS:
-        t = agg("upload", m, c)
-        p(f"| {c} | {label} | {fmt(t)} | {ratio(t, ref)} | {runs('upload', m, c)} |")
+p("| contender | method | MiB/s | vs nginx | each run | gateway CPU s/GiB | vs nginx | peak RSS MiB |")
+p("|---|---|---:|---:|---:|---:|---:|---:|")
+for m, label in (("put", "monolithic PUT"), ("patch", "chunked PATCH + closing PUT")):
+    ref, ref_c = agg("upload", f"{m}_mibs", "nginx"), agg("upload", f"{m}_cpu_s_per_gib", "nginx")
+    for c in WITH_DIRECT:
+        t, cpu = agg("upload", f"{m}_mibs", c), agg("upload", f"{m}_cpu_s_per_gib", c)
+        p(f"| {c} | {label} | {fmt(t)} | {ratio(t, ref)} | {runs('upload', m + '_mibs', c)} | "
+          f"{fmt(cpu, 2)} | {ratio(cpu, ref_c)} | {fmt(agg('upload', m + '_peak_rss_mib', c, 'max'))} |")
 p("")
-p("Time = the data-carrying request(s) only (PUT; or PATCH + closing PUT), from curl's "
-  "`time_total`; the opening POST is not timed. curl's `Expect: 100-continue` is turned off. "
-  "registry-direct is plain HTTP (no TLS).")
-p("")
-
-# c. Small requests
-p(f"## c. Authenticated `GET /v2/` with keep-alive (wrk -t2 -c16 -d{meta.get('WRK_SECONDS')}s)")
-p("")
-p("| contender | requests/s | vs nginx | p50 ms | p99 ms | p99 ms, each run |")
-p("|---|---:|---:|---:|---:|---:|")
-ref = agg("small", "rps", "nginx")
-for c in CONTENDERS:
-    p(f"| {c} | {fmt(agg('small', 'rps', c))} | {ratio(agg('small', 'rps', c), ref)} | "
-      f"{fmt(agg('small', 'p50_ms', c), 2)} | {fmt(agg('small', 'p99_ms', c), 2)} | {runs('small', 'p99_ms', c, 2)} |")
-p("")
-p("nginx runs bcrypt (cost 10) on every request; Portcullis caches a verified "
-  "user/password for 60 s (`[auth.cache]`, its default), so after the first request it does "
-  "no bcrypt. registry-direct: plain HTTP, no auth. `bench/auth` adds Portcullis with auth off "
-  "for reference.")
+p("Time = the data-carrying request(s) only (PUT with `?digest=` and Content-Length; or one "
+  "PATCH with Transfer-Encoding: chunked plus the closing PUT), from curl's `time_total`; the "
+  "opening POST is not timed; `Expect: 100-continue` off. registry-direct is plain HTTP. The "
+  "registry itself (hashing and writing the blob) is the ceiling here: compare each gateway "
+  "with registry-direct, and the gateways' CPU per GiB.")
 p("")
 
-# d. Handshakes
-p(f"## d. New TLS connections per second (full handshakes)")
+p(f"## c. Small authenticated requests with keep-alive ({conns} connections, {load} s)")
 p("")
-p("| contender | handshakes/s | vs nginx | each run |")
-p("|---|---:|---:|---:|")
-ref = agg("tls", "conn_per_s", "nginx")
-for c in CONTENDERS:
-    t = agg("tls", "conn_per_s", c)
-    p(f"| {c} | {fmt(t)} | {ratio(t, ref)} | {runs('tls', 'conn_per_s', c)} |" if c != "registry-direct" else f"| {c} | n/a (no TLS) | n/a | n/a |")
+p("| contender | GET /v2/ req/s | vs nginx | p50 ms | p99 ms | HEAD manifest req/s | vs nginx | p50 ms | p99 ms |")
+p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+ref_g, ref_h = agg("small", "rps", "nginx"), agg("small", "head_rps", "nginx")
+for c in SMALL:
+    g, h = agg("small", "rps", c), agg("small", "head_rps", c)
+    p(f"| {c} | {fmt(g)} | {ratio(g, ref_g)} | {fmt(agg('small', 'p50_ms', c), 2)} | {fmt(agg('small', 'p99_ms', c), 2)} | "
+      f"{fmt(h)} | {ratio(h, ref_h)} | {fmt(agg('small', 'head_p50_ms', c), 2)} | {fmt(agg('small', 'head_p99_ms', c), 2)} |")
 p("")
-p(f"`openssl s_time -connect 127.0.0.1:PORT -new -time {meta.get('STIME_SECONDS')}` "
-  f"(one client process, a new full handshake per connection, no session reuse, no HTTP "
-  f"request; negotiated {meta.get('TLS_NEGOTIATED', 'TLS 1.3')}); number = s_time's connection "
-  f"count / the wall-clock time of the s_time run (s_time itself reports whole seconds only). The single-threaded client shares the 2 cores with the "
-  f"server, so this is a floor for both.")
+p("`GET /v2/`: `wrk -t2 -c{0} -d{1}s`; `HEAD /v2/bench/blob/manifests/v1` (OCI manifest by tag): "
+  "`oha -m HEAD -c{0} -z {1}s` (wrk waits for a body after HEAD). nginx runs bcrypt (cost 10) on "
+  "every request. Portcullis keeps a verified user/password for 60 s (`[auth.cache]`), and "
+  "answers an allowed `GET /v2/` itself while its health check sees the registry up and "
+  "without auth of its own; the HEAD goes to the registry. portcullis-auth-off: the same "
+  "gateway with `auth.allow_unauthenticated = true`. registry-direct: plain HTTP, no auth."
+  .format(conns, load))
 p("")
 
-# e. Memory
+p("## d. New TLS connections per second")
+p("")
+p("| contender | full handshakes/s | vs nginx | each run | resumed/s | vs nginx | each run |")
+p("|---|---:|---:|---:|---:|---:|---:|")
+ref_f, ref_r = agg("tls", "conn_per_s", "nginx"), agg("tls", "resumed_per_s", "nginx")
+for c in GATEWAYS:
+    f, r = agg("tls", "conn_per_s", c), agg("tls", "resumed_per_s", c)
+    p(f"| {c} | {fmt(f)} | {ratio(f, ref_f)} | {runs('tls', 'conn_per_s', c)} | {fmt(r)} | {ratio(r, ref_r)} | {runs('tls', 'resumed_per_s', c)} |")
+p("")
+p(f"`openssl s_time -new -time {meta.get('STIME_SECONDS')}` (a full handshake per connection, "
+  f"negotiated {meta.get('TLS_NEGOTIATED', '?')}) and `s_time -reuse -tls1_2` (session "
+  "resumption; s_time reads nothing after the handshake, so it never receives TLS 1.3 tickets "
+  "and can only resume TLS 1.2). No HTTP request. Number = connections / wall-clock time of the "
+  "s_time run. The single-threaded client shares the cores with the server.")
+p("")
+
 p("## e. Memory (resident set size, MiB)")
 p("")
-n_idle = meta.get("IDLE_CONNS")
-
-
-def first(g, m, c):
-    v = rounds_of(g, m, c)
-    return v[0] if v else None
-
-
-p(f"| contender | at start | idle before 1st set | with {n_idle} idle TLS connections (1st set) | "
-  f"per connection KiB | 2 s after closing them | with {n_idle}, each set in turn | peak during blob GET | vs nginx (1st set) |")
-p("|---|---:|---:|---:|---:|---:|---|---:|---:|")
-ref = first("mem", "conns_mib", "nginx")
-for c in CONTENDERS:
-    if c == "registry-direct":
-        p(f"| {c} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
-        continue
-    idle = first("mem", "idle_mib", c)
-    conns = first("mem", "conns_mib", c)
-    per = None if idle is None or conns is None else (conns - idle) * 1024 / float(n_idle)
-    peak = max([x for x in (agg("get", "h1_peak_rss_mib", c, "max"), agg("get", "h2_peak_rss_mib", c, "max")) if x is not None], default=None)
-    p(f"| {c} | {fmt(agg('mem', 'start_mib', c))} | {fmt(idle)} | {fmt(conns)} | {fmt(per)} | "
-      f"{fmt(first('mem', 'after_mib', c))} | {runs('mem', 'conns_mib', c)} | {fmt(peak)} | {ratio(conns, ref)} |")
+p(f"| contender | at start | before 1st set | with {n_idle} idle TLS connections, each set | "
+  "per connection KiB (1st set) | 2 s after closing, each set | peak during transfers |")
+p("|---|---:|---:|---|---:|---|---:|")
+for c in GATEWAYS:
+    idle, conns1 = agg("mem", "idle_mib", c, "first"), agg("mem", "conns_mib", c, "first")
+    per = None if idle is None or conns1 is None else (conns1 - idle) * 1024 / float(n_idle)
+    p(f"| {c} | {fmt(agg('mem', 'start_mib', c))} | {fmt(idle)} | {runs('mem', 'conns_mib', c)} | {fmt(per)} | "
+      f"{runs('mem', 'after_mib', c)} | {fmt(peak_transfers(c))} |")
 p("")
-p("VmRSS from `/proc/PID/status` (nginx: master + workers summed). At start = after the "
-  "sanity checks, before any measurement. A set = a Python client (`bench/idle_tls.py`) opens "
-  f"{n_idle} TLS connections, completes the handshakes (ALPN http/1.1), sends nothing; the RSS "
-  "is read 1 s later while they are held, then they are closed. The sets are not independent "
-  "(memory a process keeps after the first set shows up in the next), so the table uses the "
-  "first set (after groups a-d) rather than a median, and lists every set's reading to show "
-  "whether memory is given back. Per connection = (with - idle before) / N, first set. Peak = "
-  "highest 100 ms sample during any blob GET. registry-direct: not a gateway.")
+p("VmRSS from `/proc/PID/status` (nginx: master + workers summed). At start = after the sanity "
+  f"checks. A set = `bench/idle_tls.py` opens {n_idle} TLS connections (full handshakes, ALPN "
+  "http/1.1) and sends nothing; RSS is read 1 s later, then they are closed. Sets follow each "
+  "other in the same processes, so later sets show whether memory is reused. Peak = highest "
+  "100 ms sample during any blob GET or upload.")
 p("")
 print("\n".join(out))

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the Debian packages Portcullis' build and tests need and that a
-# fresh Debian/Ubuntu machine lacks. Usage: deploy/ensure-packages.sh COMMAND=PACKAGE ...
+# fresh Debian/Ubuntu machine lacks. Usage: deploy/ensure-packages.sh WHAT=PACKAGE ...
+# WHAT is a command looked up on PATH, or an absolute file path (e.g. a font) that must exist.
 # Fails, naming what is missing, when it cannot install them.
 set -euo pipefail
 
+present() { case "$1" in /*) [ -e "$1" ] ;; *) command -v "$1" >/dev/null 2>&1 ;; esac; }
 missing=()
 for pair in "$@"; do
-  command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+  present "${pair%%=*}" || missing+=("${pair#*=}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -26,5 +28,5 @@ if ! "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" >&2; then
   exit 1
 fi
 for pair in "$@"; do
-  command -v "${pair%%=*}" >/dev/null 2>&1 || { echo "error: ${pair%%=*} is still missing after installing ${pair#*=}" >&2; exit 1; }
+  present "${pair%%=*}" || { echo "error: ${pair%%=*} is still missing after installing ${pair#*=}" >&2; exit 1; }
 done
