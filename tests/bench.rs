@@ -1,0 +1,137 @@
+//! The benchmark cannot rot: `bench/run --quick` runs end to end (release build, registry,
+//! both gateways, every measurement) and writes its report, raw numbers and chart. No timing
+//! is asserted; only that every measurement produced a number and the outputs are whole.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longer than a cold release build plus installing oha on a 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// (group, metric, contenders) every quick run must record.
+const EXPECTED: &[(&str, &str, &[&str])] = &[
+    (
+        "get",
+        "h1_mibs",
+        &["portcullis", "nginx", "registry-direct"],
+    ),
+    ("get", "h2_mibs", &["portcullis", "nginx"]),
+    ("get", "h1_cpu_s_per_gib", &["portcullis", "nginx"]),
+    ("get", "h1_peak_rss_mib", &["portcullis", "nginx"]),
+    (
+        "upload",
+        "put_mibs",
+        &["portcullis", "nginx", "registry-direct"],
+    ),
+    (
+        "upload",
+        "patch_mibs",
+        &["portcullis", "nginx", "registry-direct"],
+    ),
+    ("upload", "put_cpu_s_per_gib", &["portcullis", "nginx"]),
+    (
+        "small",
+        "rps",
+        &[
+            "portcullis",
+            "nginx",
+            "portcullis-auth-off",
+            "registry-direct",
+        ],
+    ),
+    (
+        "small",
+        "head_rps",
+        &[
+            "portcullis",
+            "nginx",
+            "portcullis-auth-off",
+            "registry-direct",
+        ],
+    ),
+    ("small", "p99_ms", &["portcullis", "nginx"]),
+    ("tls", "conn_per_s", &["portcullis", "nginx"]),
+    ("tls", "resumed_per_s", &["portcullis", "nginx"]),
+    ("mem", "conns_mib", &["portcullis", "nginx"]),
+    ("mem", "start_mib", &["portcullis", "nginx"]),
+];
+
+#[test]
+fn quick_benchmark_measures_everything_and_writes_report_and_chart() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new("bash")
+        .args(["bench/run", "--quick"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("BENCH_OUT", out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash bench/run");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            child.kill().ok();
+            panic!("bench/run --quick still running after {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "bench/run --quick failed:\n{log}");
+
+    let tsv = std::fs::read_to_string(out.path().join("latest.tsv")).unwrap();
+    let mut seen = BTreeSet::new();
+    for line in tsv.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), 5, "{line}");
+        let value: f64 = cols[4].parse().unwrap_or_else(|_| panic!("{line}"));
+        assert!(value.is_finite() && value >= 0.0, "{line}");
+        seen.insert((
+            cols[0].to_string(),
+            cols[1].to_string(),
+            cols[2].to_string(),
+        ));
+    }
+    for (group, metric, contenders) in EXPECTED {
+        for contender in *contenders {
+            let key = (group.to_string(), metric.to_string(), contender.to_string());
+            assert!(seen.contains(&key), "no {group}/{metric} for {contender}");
+        }
+    }
+
+    let report = std::fs::read_to_string(out.path().join("latest.md")).unwrap();
+    assert!(report.contains("## Targets"), "{report}");
+    assert!(
+        report.contains("2 CPUs") || report.contains(" CPUs, "),
+        "machine line"
+    );
+    let target_rows = report
+        .lines()
+        .skip_while(|l| !l.starts_with("## Targets"))
+        .take_while(|l| !l.starts_with("## a."))
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| target"))
+        .collect::<Vec<_>>();
+    assert!(target_rows.len() >= 12, "{target_rows:?}");
+    for row in &target_rows {
+        assert!(
+            !row.ends_with("| n/a |"),
+            "a target without a measurement: {row}"
+        );
+    }
+
+    let png = std::fs::read(out.path().join("latest.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 20_000,
+        "chart suspiciously small: {} bytes",
+        png.len()
+    );
+    let nginx = std::fs::read_to_string(out.path().join("nginx.conf")).unwrap();
+    assert!(
+        nginx.contains("proxy_request_buffering off;") && nginx.contains("auth_basic_user_file")
+    );
+}
