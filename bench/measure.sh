@@ -112,7 +112,7 @@ small_head() {
   url="${base[$n]}/v2/bench/blob/manifests/v1"
   [ "$n" = registry-direct ] || url="https://localhost:${port[$n]}/v2/bench/blob/manifests/v1"
   oha --no-tui --output-format json -m HEAD -c "$conns" -z "${load_seconds}s" --http-version 1.1 \
-    --insecure -H "$auth_header" -H "Accept: $manifest_type" "$url" > "$work/oha.json" 2>"$work/oha.err" \
+    --cacert "$ca" -H "$auth_header" -H "Accept: $manifest_type" "$url" > "$work/oha.json" 2>"$work/oha.err" \
     || die "$n: oha failed: $(cat "$work/oha.err")"
   summary=$(python3 - "$work/oha.json" <<'PY'
 import json, sys

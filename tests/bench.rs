@@ -57,13 +57,37 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("mem", "start_mib", &["portcullis", "nginx"]),
 ];
 
+/// Drops what `cargo test` adds to the environment (CARGO_PKG_*, CARGO_MANIFEST_DIR, the
+/// target folder in LD_LIBRARY_PATH, ...): build scripts watch some of these, and bench/run's
+/// own `cargo build --release` would otherwise rebuild half the tree, now and again after.
+fn without_cargo_test_env(command: &mut Command) {
+    for (key, value) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            command.env_remove(&key);
+        }
+        if key == "LD_LIBRARY_PATH" {
+            let kept: Vec<_> = std::env::split_paths(&value)
+                .filter(|p| !p.starts_with(env!("CARGO_MANIFEST_DIR")))
+                .collect();
+            match std::env::join_paths(kept) {
+                Ok(paths) if !paths.is_empty() => command.env(&key, paths),
+                _ => command.env_remove(&key),
+            };
+        }
+    }
+}
+
 #[test]
 fn quick_benchmark_measures_everything_and_writes_report_and_chart() {
     let out = tempfile::tempdir().unwrap();
-    let mut child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .args(["bench/run", "--quick"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("BENCH_OUT", out.path())
+        .env("BENCH_OUT", out.path());
+    without_cargo_test_env(&mut command);
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
