@@ -154,6 +154,8 @@ fn quick_benchmark_measures_everything_and_writes_report_and_chart() {
         "chart suspiciously small: {} bytes",
         png.len()
     );
+    let env = std::fs::read_to_string(out.path().join("latest.env")).unwrap();
+    assert!(env.lines().any(|l| l.starts_with("NPROC=")), "{env}");
     let nginx = std::fs::read_to_string(out.path().join("nginx.conf")).unwrap();
     assert!(
         nginx.contains("proxy_request_buffering off;") && nginx.contains("auth_basic_user_file")

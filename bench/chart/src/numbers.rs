@@ -21,7 +21,10 @@ pub fn fmt_ratio(r: f64) -> String {
         r if r >= 999.5 => format!("{}x", group_thousands(r.round() as u64)),
         r if r >= 99.5 => format!("{r:.0}x"),
         r if r >= 9.995 => format!("{r:.1}x"),
-        r => format!("{r:.2}x"),
+        r if r >= 0.095 => format!("{r:.2}x"),
+        // Tiny ratios (a latency 200 times lower) keep two significant digits, not "0.00x".
+        r if r > 0.0 => format!("{:.*}x", (2.0 - r.log10().floor()) as usize - 1, r),
+        _ => "0x".to_string(),
     }
 }
 
@@ -83,6 +86,9 @@ mod tests {
         assert_eq!(fmt_value(999.7), "1,000");
         assert_eq!(fmt_value(9.999), "10.0");
         assert_eq!(fmt_ratio(2.3712), "2.37x");
+        assert_eq!(fmt_ratio(0.51), "0.51x");
+        assert_eq!(fmt_ratio(0.0047), "0.0047x");
+        assert_eq!(fmt_ratio(0.043), "0.043x");
         assert_eq!(fmt_ratio(50.44), "50.4x");
         assert_eq!(fmt_ratio(123.4), "123x");
         assert_eq!(fmt_ratio(3086400.0), "3,086,400x");
