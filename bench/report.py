@@ -98,6 +98,16 @@ def target_rows():
     return rows
 
 
+def transfer_row(g, prefix, c, label):
+    """One row of a blob-transfer table: throughput, and the gateway's CPU and peak RSS
+    (n/a for registry-direct, which has no gateway process), each against nginx."""
+    t, ref_t = agg(g, f"{prefix}_mibs", c), agg(g, f"{prefix}_mibs", "nginx")
+    cpu, ref_c = agg(g, f"{prefix}_cpu_s_per_gib", c), agg(g, f"{prefix}_cpu_s_per_gib", "nginx")
+    rss = agg(g, f"{prefix}_peak_rss_mib", c, "max")
+    return (f"| {c} | {label} | {fmt(t)} | {ratio(t, ref_t)} | {runs(g, prefix + '_mibs', c)} | "
+            f"{fmt(cpu, 2)} | {ratio(cpu, ref_c)} | {fmt(rss)} |")
+
+
 rounds = meta.get("ROUNDS", "?")
 p(f"# Portcullis vs nginx vs registry direct ({meta.get('MODE', '?')} run)")
 p("")
@@ -125,16 +135,10 @@ p("")
 p("| contender | protocol | MiB/s | vs nginx | each run | gateway CPU s/GiB | vs nginx | peak RSS MiB |")
 p("|---|---|---:|---:|---:|---:|---:|---:|")
 for proto, label in (("h1", "HTTP/1.1"), ("h2", "HTTP/2")):
-    ref_t, ref_c = agg("get", f"{proto}_mibs", "nginx"), agg("get", f"{proto}_cpu_s_per_gib", "nginx")
     for c in WITH_DIRECT:
-        t = agg("get", f"{proto}_mibs", c)
-        if c == "registry-direct":
-            if proto == "h1":
-                p(f"| {c} | HTTP/1.1, plain HTTP | {fmt(t)} | {ratio(t, ref_t)} | {runs('get', 'h1_mibs', c)} | n/a | n/a | n/a |")
+        if c == "registry-direct" and proto == "h2":
             continue
-        cpu = agg("get", f"{proto}_cpu_s_per_gib", c)
-        p(f"| {c} | {label} | {fmt(t)} | {ratio(t, ref_t)} | {runs('get', proto + '_mibs', c)} | "
-          f"{fmt(cpu, 2)} | {ratio(cpu, ref_c)} | {fmt(agg('get', proto + '_peak_rss_mib', c, 'max'))} |")
+        p(transfer_row("get", proto, c, "HTTP/1.1, plain HTTP" if c == "registry-direct" else label))
 p("")
 p("Gateway CPU = user+system time of the gateway (nginx: master and workers summed) from "
   "`/proc/PID/stat` around the transfer, per GiB moved; the registry's and curl's CPU are not "
@@ -146,11 +150,8 @@ p("")
 p("| contender | method | MiB/s | vs nginx | each run | gateway CPU s/GiB | vs nginx | peak RSS MiB |")
 p("|---|---|---:|---:|---:|---:|---:|---:|")
 for m, label in (("put", "monolithic PUT"), ("patch", "chunked PATCH + closing PUT")):
-    ref, ref_c = agg("upload", f"{m}_mibs", "nginx"), agg("upload", f"{m}_cpu_s_per_gib", "nginx")
     for c in WITH_DIRECT:
-        t, cpu = agg("upload", f"{m}_mibs", c), agg("upload", f"{m}_cpu_s_per_gib", c)
-        p(f"| {c} | {label} | {fmt(t)} | {ratio(t, ref)} | {runs('upload', m + '_mibs', c)} | "
-          f"{fmt(cpu, 2)} | {ratio(cpu, ref_c)} | {fmt(agg('upload', m + '_peak_rss_mib', c, 'max'))} |")
+        p(transfer_row("upload", m, c, label))
 p("")
 p("Time = the data-carrying request(s) only (PUT with `?digest=` and Content-Length; or one "
   "PATCH with Transfer-Encoding: chunked plus the closing PUT), from curl's `time_total`; the "
