@@ -16,6 +16,7 @@ use crate::auth::token_endpoint::{parse_get, parse_post, GrantKind, TokenRequest
 use crate::auth::{show, Attempt, Authenticator, Failure, Method, Principal};
 use crate::config::{Config, TokenConfig};
 use crate::errors::GatewayError;
+use crate::params::{is_form_content_type, Params};
 use crate::tls::certs::format_time;
 use crate::tls::client_auth::ClientIdentity;
 
@@ -82,13 +83,19 @@ impl Access {
         self.token.as_ref().map(|t| t.path.as_str())
     }
 
-    /// Decides a `/v2/` request: the principal to log, or the answer that refuses it.
-    pub async fn registry_request(&self, req: RequestFacts<'_>) -> Result<Principal, GatewayError> {
-        let scopes = required_scopes(req.method, req.path, req.query).map_err(|e| match e {
+    /// Decides a `/v2/` request whose query parsed as `params` (see [`registry_params`]):
+    /// the principal to log, or the answer that refuses it.
+    pub async fn registry_request(
+        &self,
+        req: RequestFacts<'_>,
+        params: &Params,
+    ) -> Result<Principal, GatewayError> {
+        let scopes = required_scopes(req.method, req.path, params).map_err(|e| match e {
             RouteError::UnknownPath => GatewayError::NotFound,
             RouteError::Method => {
                 GatewayError::MethodNotAllowed("GET, HEAD, POST, PUT, PATCH, DELETE")
             }
+            RouteError::MountSource => GatewayError::NameInvalid,
         })?;
         if let (Some(token), Some(bearer)) = (&self.token, bearer(req.authorization)) {
             return self.token_holder(token, bearer, &scopes);
@@ -305,6 +312,21 @@ impl Access {
             scope: request.is_post.then_some(scope_text),
         })
     }
+}
+
+/// The parameters of a `/v2/` request, the only ones the registry will see: its query
+/// parsed strictly ([`Params::parse`]), and no body a form parser would read parameters
+/// from (any `Content-Type` of `content_types` naming one is refused).
+pub fn registry_params<'a>(
+    query: Option<&str>,
+    mut content_types: impl Iterator<Item = &'a [u8]>,
+) -> Result<Params, GatewayError> {
+    if content_types.any(is_form_content_type) {
+        return Err(GatewayError::BadRequest(
+            "form-encoded and multipart bodies are not accepted under /v2/",
+        ));
+    }
+    Params::parse(query).map_err(|_| GatewayError::BadRequest("a query parameter is repeated"))
 }
 
 /// The token of an `Authorization: Bearer ...` header.

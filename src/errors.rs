@@ -29,6 +29,8 @@ pub enum GatewayError {
     MethodNotAllowed(&'static str),
     /// The request itself is malformed (e.g. an unusable Host).
     BadRequest(&'static str),
+    /// A repository name in the request (a mount's `from`) is not a valid name.
+    NameInvalid,
     /// No or wrong credentials: 401 with a Basic challenge for `realm`.
     Unauthorized { realm: String },
     /// Authenticated (or identified by certificate) but not allowed.
@@ -84,6 +86,11 @@ impl GatewayError {
                 "the operation is unsupported",
             ),
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", message),
+            Self::NameInvalid => (
+                StatusCode::BAD_REQUEST,
+                "NAME_INVALID",
+                "invalid repository name",
+            ),
             Self::Unauthorized { .. } => (
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -262,6 +269,7 @@ mod tests {
                 "UNSUPPORTED",
             ),
             (GatewayError::BadRequest("bad host"), 400, "UNSUPPORTED"),
+            (GatewayError::NameInvalid, 400, "NAME_INVALID"),
             (
                 GatewayError::Unauthorized { realm: "R".into() },
                 401,

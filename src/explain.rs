@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::auth::acl::{Acl, Decision, Subject};
 use crate::auth::scope::{parse_scopes, required_scopes, Scope};
 use crate::config::Config;
+use crate::params::Params;
 
 /// Arguments of `portcullis explain`.
 #[derive(Debug, clap::Args)]
@@ -83,7 +84,8 @@ fn scopes_of_request(request: &str) -> Result<Vec<Scope>, String> {
         Some((p, q)) => (p, Some(q)),
         None => (target.trim(), None),
     };
-    required_scopes(&method.to_ascii_uppercase(), path, query)
+    let params = Params::parse(query).map_err(|e| format!("{request}: {e}"))?;
+    required_scopes(&method.to_ascii_uppercase(), path, &params)
         .map_err(|e| format!("{request}: {e}; the gateway answers it without the registry"))
 }
 

@@ -19,6 +19,7 @@ pub mod headers;
 pub mod lifecycle;
 pub mod metrics;
 pub mod observe;
+pub mod params;
 pub mod proxy;
 pub mod registry;
 pub mod reload;

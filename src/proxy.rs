@@ -15,7 +15,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::access::{Access, RequestFacts};
+use crate::access::{registry_params, Access, RequestFacts};
 use crate::access_log;
 use crate::audit::Audit;
 use crate::auth::token_endpoint::MAX_FORM;
@@ -28,6 +28,7 @@ use crate::headers::{
 use crate::lifecycle::{InFlight, InFlightGuard};
 use crate::metrics::Metrics;
 use crate::observe;
+use crate::params::Params;
 use crate::registry::{classify, is_version_check, version_check_response, Route};
 use crate::tls::client_auth::ClientIdentity;
 
@@ -54,6 +55,9 @@ pub struct RequestCtx {
     forwarding: Option<Forwarding>,
     client_ip: Option<IpAddr>,
     user: Option<String>,
+    /// The request target the registry gets: the checked path and the query rebuilt from
+    /// what the gateway parsed and authorized (see [`crate::params`]).
+    upstream_target: Option<http::Uri>,
     /// When the request went to the registry, for the latency histogram.
     upstream_sent: Option<Instant>,
     _in_flight: InFlightGuard,
@@ -124,9 +128,23 @@ impl Gateway {
         session: &Session,
         ctx: &mut RequestCtx,
     ) -> Option<GatewayError> {
+        let req = session.req_header();
+        let content_types = req.headers.get_all(http::header::CONTENT_TYPE).iter();
+        let params = match registry_params(req.uri.query(), content_types.map(|v| v.as_bytes())) {
+            Ok(params) => params,
+            Err(refusal) => return Some(refusal),
+        };
+        ctx.upstream_target = match upstream_target(req.uri.path(), &params) {
+            Some(target) => Some(target),
+            None => return Some(GatewayError::BadRequest("the request target is not usable")),
+        };
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        let result = self.access.load_full().registry_request(facts).await;
+        let result = self
+            .access
+            .load_full()
+            .registry_request(facts, &params)
+            .await;
         let (method, outcome) = observe::auth_labels(&result, facts.authorization);
         self.metrics.auth(method, outcome);
         match result {
@@ -229,6 +247,7 @@ impl ProxyHttp for Gateway {
             forwarding: None,
             client_ip: None,
             user: None,
+            upstream_target: None,
             upstream_sent: None,
             _in_flight: self.in_flight.enter(),
         }
@@ -322,6 +341,10 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        let target = ctx.upstream_target.take().ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "proxying an unchecked request")
+        })?;
+        upstream.set_uri(target);
         for name in FORWARDING_HEADERS {
             upstream.remove_header(name);
         }
@@ -424,6 +447,14 @@ impl ProxyHttp for Gateway {
         if self.config.log.access {
             access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }
+    }
+}
+
+/// `path?query` as the registry receives it: the query is only what [`Params`] parsed.
+fn upstream_target(path: &str, params: &Params) -> Option<http::Uri> {
+    match params.encode() {
+        Some(query) => format!("{path}?{query}").parse().ok(),
+        None => path.parse().ok(),
     }
 }
 

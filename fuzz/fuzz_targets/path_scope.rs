@@ -1,4 +1,5 @@
-//! `required_scopes(method, path, query)` and `route(path)` on arbitrary requests.
+//! `Params::parse(query)`, `required_scopes(method, path, params)` and `route(path)` on
+//! arbitrary requests.
 //!
 //! Input: `method \0 path \0 query` (lossy UTF-8; without a second `\0` there is no query).
 //! A method of zero or one byte picks one of the real methods, so the fuzzer need not
@@ -6,14 +7,17 @@
 //! * every repository name (the path's and a mount's `from`) is a valid distribution name;
 //! * the path has no `%`, `//`, `/./`, `/../` or `\` (nothing the registry could decode or
 //!   normalise into another repository), and only characters distribution's routes allow;
-//! * the path routes, and the first scope names the route's repository.
+//! * the path routes, and the first scope names the route's repository;
+//! * the query forwarded parses back to the same parameters, and a mount it carries has its
+//!   source among the scopes.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::auth::scope::{
-    is_repository_name, required_scopes, route, Resource, Route, RouteError,
+    is_repository_name, required_scopes, route, Action, Resource, Route, RouteError,
 };
+use portcullis::params::Params;
 
 const METHODS: [&str; 8] = [
     "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "get",
@@ -30,15 +34,35 @@ fuzz_target!(|data: &[u8]| {
         _ => String::from_utf8_lossy(method_bytes).into_owned(),
     };
 
+    let Ok(params) = Params::parse(query.as_deref()) else {
+        return;
+    };
+    let forwarded = params.encode();
+    assert_eq!(
+        Params::parse(forwarded.as_deref()).as_ref(),
+        Ok(&params),
+        "{query:?} is forwarded as {forwarded:?}"
+    );
     let routed = route(&path);
-    let scopes = match required_scopes(&method, &path, query.as_deref()) {
+    let scopes = match required_scopes(&method, &path, &params) {
         Ok(scopes) => scopes,
         Err(RouteError::UnknownPath) => {
             assert!(routed.is_err(), "{path:?} routes but has no scopes");
             return;
         }
-        Err(RouteError::Method) => return,
+        Err(RouteError::Method | RouteError::MountSource) => return,
     };
+    if let (Some(_), Some(from), Route::UploadStart(_)) =
+        (params.get("mount"), params.get("from"), routed.as_ref().unwrap())
+    {
+        let source = Resource::Repository(from.to_string());
+        assert!(
+            scopes
+                .iter()
+                .any(|s| s.resource == source && s.actions.contains(&Action::Pull)),
+            "{query:?} mounts from {from:?} without pull on it: {scopes:?}"
+        );
+    }
     let routed = routed.unwrap_or_else(|e| panic!("{path:?} has scopes but no route: {e}"));
 
     let mut repositories = 0;

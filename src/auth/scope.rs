@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::params::Params;
+
 /// An action on a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -93,6 +95,9 @@ pub enum RouteError {
     UnknownPath,
     #[error("the method is not allowed on this path")]
     Method,
+    /// A cross-repository mount whose `from` is not a repository name.
+    #[error("the mount source is not a valid repository name")]
+    MountSource,
 }
 
 /// Longest repository name distribution accepts.
@@ -150,11 +155,11 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
 }
 
 /// The scopes a request needs: empty for the base `/v2/` (authentication only).
-/// `query` is the raw query string, for a cross-repository mount's `from`.
+/// `params` is the parsed query (the one forwarded), for a cross-repository mount's `from`.
 pub fn required_scopes(
     method: &str,
     path: &str,
-    query: Option<&str>,
+    params: &Params,
 ) -> Result<Vec<Scope>, RouteError> {
     use Action::*;
     let read = matches!(method, "GET" | "HEAD");
@@ -174,7 +179,7 @@ pub fn required_scopes(
         (Route::Manifest(name) | Route::Blob(name), "DELETE") => vec![scope(name, &[Delete])],
         (Route::UploadStart(name), "POST") => {
             let mut scopes = vec![scope(name, &[Pull, Push])];
-            if let Some(from) = mount_source(query) {
+            if let Some(from) = mount_source(params)? {
                 scopes.push(scope(from, &[Pull]));
             }
             scopes
@@ -187,18 +192,15 @@ pub fn required_scopes(
     Ok(scopes)
 }
 
-/// The `from` repository of `?mount=DIGEST&from=NAME`, when both are present; a `from`
-/// that is not a valid name is ignored (the registry then starts a normal upload).
-fn mount_source(query: Option<&str>) -> Option<String> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes())
-        .into_owned()
-        .collect();
-    let has_mount = pairs.iter().any(|(k, _)| k == "mount");
-    let from = pairs
-        .into_iter()
-        .find(|(k, _)| k == "from")
-        .map(|(_, v)| v)?;
-    (has_mount && is_repository_name(&from)).then_some(from)
+/// The `from` repository of `?mount=DIGEST&from=NAME`, when both are present. A `from`
+/// that is not a repository name is refused: distribution would start a plain upload, but
+/// another registry may read the name differently than the gateway authorized it.
+fn mount_source(params: &Params) -> Result<Option<String>, RouteError> {
+    match (params.get("mount"), params.get("from")) {
+        (Some(_), Some(from)) if is_repository_name(from) => Ok(Some(from.to_string())),
+        (Some(_), Some(_)) => Err(RouteError::MountSource),
+        _ => Ok(None),
+    }
 }
 
 /// Distribution spec: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,

@@ -109,10 +109,19 @@ fn maps_requests_to_scopes_like_the_registry() {
             Some("from=team-b/secret"),
             vec![repo("team-a/app", &[Pull, Push])],
         ),
+        (
+            "POST",
+            "/v2/team-a/app/blobs/uploads/",
+            Some("mount=sha256:ab&from=%zz&from=team-b/secret"),
+            vec![
+                repo("team-a/app", &[Pull, Push]),
+                repo("team-b/secret", &[Pull]),
+            ],
+        ),
     ];
     for (method, path, query, want) in cases {
         assert_eq!(
-            required_scopes(method, path, *query).as_ref(),
+            required_scopes(method, path, &params(*query)).as_ref(),
             Ok(want),
             "{method} {path}"
         );
@@ -182,26 +191,42 @@ fn path_games_never_map_to_a_repository() {
     assert!(route(&long).is_err());
 }
 
+fn params(raw: Option<&str>) -> Params {
+    Params::parse(raw).unwrap()
+}
+
+#[test]
+fn a_mount_from_an_invalid_name_is_refused() {
+    for from in ["Team/Secret", "team//secret", "../secret", "%2e%2e/x"] {
+        let query = format!("mount=sha256:ab&from={from}");
+        assert_eq!(
+            required_scopes("POST", "/v2/a/blobs/uploads/", &params(Some(&query))),
+            Err(RouteError::MountSource),
+            "{query}"
+        );
+    }
+}
+
 #[test]
 fn methods_outside_the_api_are_refused() {
     assert_eq!(
-        required_scopes("POST", "/v2/a/manifests/v1", None),
+        required_scopes("POST", "/v2/a/manifests/v1", &Params::default()),
         Err(RouteError::Method)
     );
     assert_eq!(
-        required_scopes("PUT", "/v2/a/blobs/sha256:ab", None),
+        required_scopes("PUT", "/v2/a/blobs/sha256:ab", &Params::default()),
         Err(RouteError::Method)
     );
     assert_eq!(
-        required_scopes("DELETE", "/v2/_catalog", None),
+        required_scopes("DELETE", "/v2/_catalog", &Params::default()),
         Err(RouteError::Method)
     );
     assert_eq!(
-        required_scopes("POST", "/v2/", None),
+        required_scopes("POST", "/v2/", &Params::default()),
         Err(RouteError::Method)
     );
     assert_eq!(
-        required_scopes("PATCH", "/v2/a/blobs/uploads/", None),
+        required_scopes("PATCH", "/v2/a/blobs/uploads/", &Params::default()),
         Err(RouteError::Method)
     );
 }

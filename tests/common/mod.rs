@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod oci;
+pub mod recorder;
 pub mod skopeo;
 pub mod tokens;
 
