@@ -317,6 +317,19 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Works around pingora 0.9.1 writing the chunked terminator twice (see
+    /// [`drop_empty_final_chunk`]).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        drop_empty_final_chunk(body, end_of_stream);
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -447,6 +460,19 @@ impl ProxyHttp for Gateway {
         if self.config.log.access {
             access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }
+    }
+}
+
+/// pingora 0.9.1 (issue #935, fix PR #936 not yet released): when an HTTP/2 client ends a
+/// request body with an empty DATA frame carrying END_STREAM (Go clients such as crane,
+/// `curl --http2 -T -`), the HTTP/1.1 upstream writer encodes the empty write as the
+/// chunked terminator `0\r\n\r\n` and then writes it again when finishing. The registry
+/// answers the extra bytes with a bare 400 and the next request on that pooled connection
+/// fails. An empty last chunk is therefore handed on as "no data, end of body", which
+/// pingora finishes with exactly one terminator. Remove once pingora ships the fix.
+fn drop_empty_final_chunk(body: &mut Option<Bytes>, end_of_stream: bool) {
+    if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
+        *body = None;
     }
 }
 

@@ -135,3 +135,106 @@ fn a_64_mib_blob_streams_both_ways_over_http2() {
 fn a_64_mib_blob_streams_both_ways_over_http1() {
     blob_round_trip("--http1.1", "http=\"http/1.1\"");
 }
+
+/// Starts `curl --http2 -X PATCH -T -` of `file` to `url`; its stdout is the response head.
+fn spawn_streamed_patch(ca: &Path, url: &str, file: &Path) -> std::process::Child {
+    Command::new(require_tool("curl"))
+        .args(["-sS", "--http2", "--cacert"])
+        .arg(ca)
+        .args(["-D", "-", "-o", "/dev/null", "-X", "PATCH", "-T", "-", url])
+        .stdin(std::fs::File::open(file).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The response head of a finished curl started by [`spawn_streamed_patch`].
+fn patch_head(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// pingora 0.9.1 wrote `0\r\n\r\n` twice when an HTTP/2 body ended with an empty DATA
+/// frame (pingora#935): the backend must see exactly one terminator per streamed upload,
+/// and nothing after it on the pooled connection.
+#[test]
+fn http2_streamed_uploads_reach_the_backend_with_one_chunked_terminator() {
+    let recorder = common::recorder::Recorder::start();
+    let pki = common::Pki::new();
+    let gw = common::Gateway::start(&recorder.url(), &pki, "");
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("blob");
+    std::fs::write(&file, random_bytes(300_000, 5)).unwrap();
+    for round in 0..3 {
+        let children: Vec<_> = (0..6)
+            .map(|i| {
+                let url = format!(
+                    "https://localhost:{}/v2/rec/blobs/uploads/u{round}x{i}",
+                    gw.port
+                );
+                spawn_streamed_patch(&pki.set.ca_cert, &url, &file)
+            })
+            .collect();
+        for child in children {
+            let head = patch_head(child);
+            assert!(head.starts_with("HTTP/2 202"), "{head}");
+        }
+    }
+    let uploads = recorder.requests_to("/v2/rec/blobs/uploads/");
+    assert_eq!(uploads.len(), 18);
+    for upload in &uploads {
+        assert_eq!(upload.header("transfer-encoding"), Some("chunked"));
+        assert!(
+            upload.body_wire.ends_with(b"\r\n0\r\n\r\n"),
+            "{}",
+            upload.head
+        );
+    }
+    assert_eq!(
+        recorder.garbage(),
+        Vec::<Vec<u8>>::new(),
+        "bytes after a request's terminator"
+    );
+}
+
+/// Many HTTP/2 streamed uploads in parallel through the real registry all succeed (a
+/// doubled terminator poisoned the pooled connection for the next request).
+#[test]
+fn parallel_http2_streamed_uploads_to_the_registry_all_succeed() {
+    let stack = Stack::start("");
+    let ca = stack.ca();
+    let base = format!("https://localhost:{}", stack.gw.port);
+    let work = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let mut uploads = Vec::new();
+        for i in 0..8 {
+            let data = random_bytes(200_000 + i * 1000, (round * 8 + i) as u64);
+            let file = work.path().join(format!("blob{round}-{i}"));
+            std::fs::write(&file, &data).unwrap();
+            let (head, _) = curl(
+                ca,
+                "--http2",
+                &["-X", "POST", &format!("{base}/v2/par/r{i}/blobs/uploads/")],
+            );
+            assert!(head.contains(" 202"), "{head}");
+            let location = header(&head, "location").unwrap().to_string();
+            uploads.push((digest(&data), spawn_streamed_patch(ca, &location, &file)));
+        }
+        for (want, child) in uploads {
+            let head = patch_head(child);
+            assert!(head.starts_with("HTTP/2 202"), "{head}");
+            let next = header(&head, "location").unwrap();
+            let (head, _) = curl(
+                ca,
+                "--http2",
+                &["-X", "PUT", &format!("{next}&digest={want}")],
+            );
+            assert!(head.contains(" 201"), "{head}");
+        }
+    }
+}
