@@ -8,6 +8,9 @@ use std::time::Instant;
 
 use pingora::proxy::Session;
 use pingora::Error;
+use tracing::field::Field;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::{debug_fn, Writer};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -52,6 +55,7 @@ pub fn init(log: &LogConfig) {
     let result = match log.format {
         LogFormat::Text => builder
             .with_ansi(false)
+            .fmt_fields(debug_fn(write_escaped_field).delimited(" "))
             .finish()
             .with(HandshakeFailures)
             .try_init(),
@@ -65,6 +69,42 @@ pub fn init(log: &LogConfig) {
     if let Err(e) = result {
         eprintln!("portcullis: logging was already set up: {e}");
     }
+}
+
+/// Writes one field of a text log line with every control character escaped, so that a
+/// client-supplied value (a user name with a newline, a reason quoting a header) cannot
+/// start a forged line or move a terminal's cursor. JSON lines are escaped by serde.
+fn write_escaped_field(
+    writer: &mut Writer<'_>,
+    field: &Field,
+    value: &dyn std::fmt::Debug,
+) -> std::fmt::Result {
+    let raw = format!("{value:?}");
+    let text = escape_controls(&raw);
+    match field.name() {
+        "message" => writer.write_str(&text),
+        // Metadata of records bridged from the `log` crate, shown in the line's prefix.
+        name if name.starts_with("log.") => Ok(()),
+        name => write!(writer, "{name}={text}"),
+    }
+}
+
+/// `text` with control characters (CR, LF, NUL, ESC, DEL, C1, ...) written as escapes.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Logs one finished request.
@@ -166,6 +206,16 @@ pub fn handshake_failure_reason(message: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::handshake_failure_reason as reason;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        use super::escape_controls;
+        assert_eq!(escape_controls("alice"), "alice");
+        assert_eq!(
+            escape_controls("a\r\nb\0c\x1b[2Jd\u{7f}\u{85}"),
+            "a\\r\\nb\\u{0}c\\u{1b}[2Jd\\u{7f}\\u{85}"
+        );
+    }
 
     #[test]
     fn classifies_pingora_handshake_lines() {

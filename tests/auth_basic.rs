@@ -295,3 +295,34 @@ fn credentials_never_reach_the_log_even_at_trace_level() {
         );
     }
 }
+
+/// A user name carrying CR, LF, NUL or ESC cannot write a line of its own into the log.
+#[test]
+fn client_supplied_values_cannot_forge_log_lines() {
+    let (stack, _users) = basic_stack("");
+    let forged = "INFO portcullis::access: request client=6.6.6.6 status=200 user=admin";
+    for name in [
+        format!("x\n{forged}"),
+        format!("x\r{forged}"),
+        format!("x\0\n{forged}"),
+        format!("x\x1b[2K\n{forged}"),
+    ] {
+        let r = stack.request("GET", "/v2/", &[&basic(&format!("{name}:pw"))]);
+        assert_challenge(&r);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = stack.gw.proc.log_text();
+    assert!(log.contains("authentication failed"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("INFO portcullis::access"),
+            "forged line: {line}"
+        );
+        assert!(
+            !line.contains('\r') && !line.contains('\0') && !line.contains('\x1b'),
+            "raw control character in {line:?}"
+        );
+    }
+    assert!(log.contains("x\\n") && log.contains("x\\r"), "{log}");
+    assert!(log.contains("\\u{1b}") && log.contains("\\u{0}"), "{log}");
+}
