@@ -153,6 +153,9 @@ fn check(path: &Path) -> Result<(), String> {
         );
     }
     for warning in &tls.identity.warnings {
+        println!("  warning: tls.certificate: {warning}");
+    }
+    for warning in config.warnings() {
         println!("  warning: {warning}");
     }
     Ok(())

@@ -113,6 +113,9 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     for warning in &config.tls.identity.warnings {
         tracing::warn!("tls.certificate: {warning}");
     }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let stop = GracefulStop {
         in_flight: parts.in_flight.clone(),
         grace_period: config.grace_period,

@@ -326,3 +326,38 @@ fn client_supplied_values_cannot_forge_log_lines() {
     assert!(log.contains("x\\n") && log.contains("x\\r"), "{log}");
     assert!(log.contains("\\u{1b}") && log.contains("\\u{0}"), "{log}");
 }
+
+/// `Basic Og==` (empty user and password) is what skopeo, podman and buildah send without
+/// credentials: it is anonymous, never a failed login; `check` warns that docker needs tokens.
+#[test]
+fn empty_basic_credentials_are_anonymous() {
+    let (stack, _users) = basic_stack(
+        "[[acl.rules]]\nanonymous = true\nrepositories = [\"public/*\"]\nactions = [\"pull\"]\n",
+    );
+    let empty = "Authorization: Basic Og==";
+    let pull = stack.request("GET", "/v2/public/app/tags/list", &[empty]);
+    assert_eq!(
+        pull.status,
+        404,
+        "reaches the registry: {}",
+        pull.body_text()
+    );
+    assert_eq!(pull.json()["errors"][0]["code"], "NAME_UNKNOWN");
+    assert_challenge(&stack.request("POST", "/v2/public/app/blobs/uploads/", &[empty]));
+    assert_challenge(&stack.request("GET", "/v2/", &[empty]));
+    assert_challenge(&stack.request("GET", "/v2/public/app/tags/list", &[&basic(":pw")]));
+    let config = stack.gw.dir.path().join("portcullis.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "warning: acl.rules: anonymous rules with [auth.htpasswd] but no [auth.token]"
+        ),
+        "{text}"
+    );
+}

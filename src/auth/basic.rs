@@ -42,6 +42,10 @@ pub enum BasicError {
     NoColon,
     #[error("the Basic credentials have an empty user name")]
     EmptyUser,
+    /// Empty user and empty password (`Basic Og==`): skopeo, podman and buildah answer a
+    /// Basic challenge with it when they have no credentials, meaning "anonymous".
+    #[error("the Basic credentials are empty (anonymous)")]
+    Anonymous,
 }
 
 /// Parses an `Authorization` header value as Basic credentials.
@@ -60,8 +64,10 @@ pub fn parse_basic(value: &[u8]) -> Result<Credentials, BasicError> {
     let decoded = STANDARD.decode(rest).map_err(|_| BasicError::BadBase64)?;
     let text = String::from_utf8(decoded).map_err(|_| BasicError::NotUtf8)?;
     let (user, password) = text.split_once(':').ok_or(BasicError::NoColon)?;
-    if user.is_empty() {
-        return Err(BasicError::EmptyUser);
+    match (user.is_empty(), password.is_empty()) {
+        (true, true) => return Err(BasicError::Anonymous),
+        (true, false) => return Err(BasicError::EmptyUser),
+        _ => {}
     }
     Ok(Credentials {
         user: user.to_string(),
@@ -94,6 +100,8 @@ mod tests {
         let c = parse_basic(&header(b"alice:pa:ss:word")).unwrap();
         assert_eq!(c.user, "alice");
         assert_eq!(c.password, "pa:ss:word");
+        assert_eq!(parse_basic(&header(b":")), Err(BasicError::Anonymous));
+        assert_eq!(parse_basic(&header(b":pw")), Err(BasicError::EmptyUser));
         let empty_password = parse_basic(&header(b"bob:")).unwrap();
         assert_eq!(empty_password.password, "");
     }

@@ -176,6 +176,7 @@ impl Authenticator {
         };
         let creds = match parse_basic(header) {
             Ok(creds) => creds,
+            Err(basic::BasicError::Anonymous) => return Ok(Principal::anonymous()),
             Err(why) => {
                 tracing::info!(client = %show(attempt.client_ip), reason = %why, "authentication failed");
                 self.failed(attempt.client_ip);

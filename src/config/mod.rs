@@ -129,6 +129,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// Set-ups that are valid but will surprise: printed by `portcullis check` and logged
+    /// at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let anonymous_rules = self.acl.rules.iter().any(|r| r.who.anonymous);
+        if anonymous_rules && self.auth.htpasswd.is_some() && self.auth.token.is_none() {
+            warnings.push(
+                "acl.rules: anonymous rules with [auth.htpasswd] but no [auth.token]: docker \
+                 never pulls anonymously after a Basic challenge (\"no basic auth \
+                 credentials\"); add [auth.token] so docker clients can pull anonymously \
+                 (skopeo, podman and buildah work either way)"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let fail = |problems| ConfigError {
