@@ -281,6 +281,13 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
+        if !session.req_header().raw_path().starts_with(b"/") {
+            // `*`, `v2/...` or an absolute-form URL: not a path this gateway serves (and
+            // never the `/` health check).
+            let refusal = GatewayError::BadRequest("the request target must be a path");
+            write_answer(session, &refusal.response(false)).await?;
+            return Ok(true);
+        }
         match ctx.route {
             Route::Token => {
                 self.serve_token_endpoint(session, ctx).await?;

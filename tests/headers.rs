@@ -340,3 +340,15 @@ fn access_log_can_be_json() {
     assert_eq!(access["status"], 200);
     assert_eq!(access["client"], "127.0.0.1");
 }
+
+/// A request target that is not a path (`*`, `v2/`, no leading slash) is a 400, never the
+/// `/` health check.
+#[test]
+fn request_targets_without_a_leading_slash_are_refused() {
+    let stack = Stack::start("");
+    for target in ["*", "v2/", "v2/a/tags/list"] {
+        let r = stack.request("GET", target, &[]);
+        assert_eq!(r.status, 400, "{target}: {}", r.body_text());
+    }
+    assert_eq!(stack.request("GET", "/", &[]).status, 200, "control");
+}
