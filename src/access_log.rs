@@ -79,32 +79,38 @@ fn write_escaped_field(
     field: &Field,
     value: &dyn std::fmt::Debug,
 ) -> std::fmt::Result {
-    let raw = format!("{value:?}");
-    let text = escape_controls(&raw);
+    use std::fmt::Write;
     match field.name() {
-        "message" => writer.write_str(&text),
+        "message" => write!(EscapeControls(writer), "{value:?}"),
         // Metadata of records bridged from the `log` crate, shown in the line's prefix.
         name if name.starts_with("log.") => Ok(()),
-        name => write!(writer, "{name}={text}"),
+        name => {
+            write!(writer, "{name}=")?;
+            write!(EscapeControls(writer), "{value:?}")
+        }
     }
 }
 
-/// `text` with control characters (CR, LF, NUL, ESC, DEL, C1, ...) written as escapes.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+/// A writer that passes text through with control characters (CR, LF, NUL, ESC, DEL, C1,
+/// ...) written as escapes; runs without them are written as they are, without copying.
+struct EscapeControls<W>(W);
+
+impl<W: std::fmt::Write> std::fmt::Write for EscapeControls<W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+            }
+            rest = &rest[at + c.len_utf8()..];
         }
+        self.0.write_str(rest)
     }
-    std::borrow::Cow::Owned(out)
 }
 
 /// Logs one finished request.
@@ -209,7 +215,12 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped() {
-        use super::escape_controls;
+        use std::fmt::Write;
+        let escape_controls = |text: &str| {
+            let mut out = String::new();
+            write!(super::EscapeControls(&mut out), "{text}").unwrap();
+            out
+        };
         assert_eq!(escape_controls("alice"), "alice");
         assert_eq!(
             escape_controls("a\r\nb\0c\x1b[2Jd\u{7f}\u{85}"),
