@@ -200,6 +200,75 @@ fn repeated_failures_get_429_with_retry_after() {
     }
 }
 
+/// Parallel wrong passwords from one address: the throttle reserves a slot before bcrypt,
+/// so no more than `max_failures` of them are checked; the rest get 429 without bcrypt.
+#[test]
+fn parallel_wrong_passwords_reach_bcrypt_at_most_max_failures_times() {
+    let users = tempfile::tempdir().unwrap();
+    // Cost 10: each check takes long enough for all forty requests to overlap.
+    let path = htpasswd(users.path(), 10);
+    let stack = Stack::start(&format!(
+        "[auth.htpasswd]\npath = \"{}\"\n[auth.throttle]\nmax_failures = 5\nwindow = 120",
+        path.display()
+    ));
+    let start = std::sync::Barrier::new(40);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..40)
+            .map(|n| {
+                let (stack, start) = (&stack, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let creds = format!("alice:guess{n}");
+                    stack.request("GET", "/v2/", &[&basic(&creds)]).status
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((wrong, throttled), (5, 35), "{statuses:?}");
+    let failed_checks = stack
+        .gw
+        .proc
+        .log_text()
+        .matches("wrong user name or password")
+        .count();
+    assert_eq!(failed_checks, 5, "bcrypt ran for five of them only");
+    let r = stack.request("GET", "/v2/", &[&basic("alice:wonderland")]);
+    assert_eq!(
+        r.status, 429,
+        "the address stays blocked, right password or not"
+    );
+}
+
+/// Parallel logins with the right (not yet cached) password from one address all pass:
+/// the checks beyond the free slots wait for a running one instead of being refused.
+#[test]
+fn parallel_right_passwords_all_pass_the_throttle() {
+    let users = tempfile::tempdir().unwrap();
+    let path = htpasswd(users.path(), 10);
+    let stack = Stack::start(&format!(
+        "[auth.htpasswd]\npath = \"{}\"\n[auth.throttle]\nmax_failures = 2\nwindow = 120",
+        path.display()
+    ));
+    let start = std::sync::Barrier::new(20);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..20)
+            .map(|_| {
+                let (stack, start) = (&stack, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let r = stack.request("GET", "/v2/", &[&basic("alice:wonderland")]);
+                    r.status
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
 #[test]
 fn authorization_is_not_forwarded_unless_configured() {
     // A registry that itself demands the same credentials shows whether they reached it.

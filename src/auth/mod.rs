@@ -210,15 +210,18 @@ impl Authenticator {
         creds: &basic::Credentials,
         ip: Option<IpAddr>,
     ) -> Result<Principal, Failure> {
-        if !basic.checker.is_cached(creds) {
-            if let Some(retry_after) = ip.and_then(|ip| self.throttle.blocked_for(ip)) {
-                return Err(Failure::Throttled { retry_after });
+        let reservation = if basic.checker.is_cached(creds) {
+            None
+        } else {
+            match self.throttle.reserve(ip).await {
+                Ok(reservation) => Some(reservation),
+                Err(retry_after) => return Err(Failure::Throttled { retry_after }),
             }
-        }
+        };
         match basic.checker.verify(creds).await {
             Verdict::Valid => {
-                if let Some(ip) = ip {
-                    self.throttle.record_success(ip);
+                if let Some(reservation) = reservation {
+                    reservation.succeeded();
                 }
                 Ok(Principal {
                     user: creds.user.clone(),
@@ -227,7 +230,10 @@ impl Authenticator {
             }
             Verdict::Invalid => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
-                self.failed(ip);
+                match reservation {
+                    Some(reservation) => reservation.failed(),
+                    None => self.failed(ip),
+                }
                 Err(Failure::BadCredentials)
             }
             Verdict::Busy => Err(Failure::Busy),

@@ -1,25 +1,121 @@
 //! Brute-force throttling: after `max_failures` failed logins from one client address
 //! within `window`, that address gets 429 until the window ends, without any bcrypt work.
+//!
+//! A password check takes a [`Reservation`] *before* bcrypt runs, so at most
+//! `max_failures` checks are in progress or done for one address per window: the 41st of
+//! 40 parallel wrong passwords never reaches bcrypt. A check that finds every slot taken by
+//! checks still running waits for one of them to end (a client opening several connections
+//! with a correct password is not refused; the others then hit the credential cache).
+//!
+//! IPv6 clients are counted by their /64, as one host usually owns a whole /64. The table is
+//! bounded: when full, expired entries go first, then the oldest addresses that are not
+//! blocked. A blocked address is never forgotten before its window ends; when the table is
+//! full of blocked addresses, new addresses share one overflow counter (fail closed).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Addresses tracked at most; past that, expired entries are dropped, then all.
-const MAX_TRACKED: usize = 100_000;
+use tokio::sync::Notify;
 
-#[derive(Debug, Clone, Copy)]
+/// Addresses tracked at most.
+const MAX_TRACKED: usize = 100_000;
+/// A full table is swept down to this many entries, so sweeps are rare.
+const SWEEP_TO: usize = MAX_TRACKED * 9 / 10;
+/// A sweep that freed nothing is not repeated sooner than this.
+const SWEEP_PAUSE: Duration = Duration::from_secs(1);
+
+/// What failures are counted against: an IPv4 address or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Address(IpAddr),
+    /// Shared by new addresses while the table is full of blocked ones.
+    Overflow,
+}
+
+impl Key {
+    fn of(ip: IpAddr) -> Key {
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+            },
+            v4 => v4,
+        };
+        Key::Address(ip)
+    }
+}
+
+#[derive(Debug)]
 struct Entry {
+    /// Failed checks in this window.
     failures: u32,
+    /// Checks holding a reservation now.
+    pending: u32,
     window_start: Instant,
+    last_seen: Instant,
+    /// Woken when a pending check ends.
+    ended: Arc<Notify>,
+}
+
+impl Entry {
+    fn new(now: Instant) -> Self {
+        Entry {
+            failures: 0,
+            pending: 0,
+            window_start: now,
+            last_seen: now,
+            ended: Arc::new(Notify::new()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<Key, Entry>,
+    /// No sweep before this instant (the last one freed nothing).
+    next_sweep: Option<Instant>,
 }
 
 /// Failure counts per client address.
 pub struct Throttle {
     max_failures: u32,
     window: Duration,
-    entries: Mutex<HashMap<IpAddr, Entry>>,
+    table: Mutex<Table>,
+}
+
+/// A password check allowed to run; tell it how it ended. Dropped without an answer (the
+/// check was busy or the request went away), it frees its slot without counting.
+#[must_use]
+pub struct Reservation<'a> {
+    throttle: &'a Throttle,
+    key: Option<Key>,
+}
+
+impl Reservation<'_> {
+    /// The password was right: the address's failures are forgiven.
+    pub fn succeeded(mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.end(key, |e| e.failures = 0);
+        }
+    }
+
+    /// The password was wrong: one more failure.
+    pub fn failed(mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle
+                .end(key, |e| e.failures = e.failures.saturating_add(1));
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.end(key, |_| {});
+        }
+    }
 }
 
 impl Throttle {
@@ -28,8 +124,58 @@ impl Throttle {
         Self {
             max_failures,
             window,
-            entries: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for one password check from `ip` (none needed when `ip` is unknown), or
+    /// `Err(seconds to wait)` when the address is blocked. Waits while every remaining slot
+    /// is held by a check still running.
+    pub async fn reserve(&self, ip: Option<IpAddr>) -> Result<Reservation<'_>, u64> {
+        let Some(ip) = ip.filter(|_| self.max_failures > 0) else {
+            return Ok(Reservation {
+                throttle: self,
+                key: None,
+            });
+        };
+        loop {
+            let ended;
+            let notified = {
+                let mut table = self.lock();
+                let now = Instant::now();
+                let key = self.track(&mut table, Key::of(ip), now);
+                let entry = self.current(&mut table, key, now);
+                if entry.failures >= self.max_failures {
+                    return Err(self.wait_of(entry, now));
+                }
+                if entry.failures + entry.pending < self.max_failures {
+                    entry.pending += 1;
+                    return Ok(Reservation {
+                        throttle: self,
+                        key: Some(key),
+                    });
+                }
+                ended = Arc::clone(&entry.ended);
+                ended.notified()
+            };
+            notified.await;
+        }
+    }
+
+    /// Counts a failure that needed no check (a malformed `Authorization` header).
+    pub fn record_failure(&self, ip: IpAddr) {
+        if self.max_failures == 0 {
+            return;
+        }
+        let mut table = self.lock();
+        let now = Instant::now();
+        let key = self.track(&mut table, Key::of(ip), now);
+        let entry = self.current(&mut table, key, now);
+        entry.failures = entry.failures.saturating_add(1);
     }
 
     /// `Some(seconds to wait)` when `ip` is blocked now.
@@ -37,95 +183,97 @@ impl Throttle {
         if self.max_failures == 0 {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = entries.get(&ip)?;
-        let ends = entry.window_start + self.window;
+        let table = self.lock();
         let now = Instant::now();
-        (entry.failures >= self.max_failures && now < ends).then(|| (ends - now).as_secs().max(1))
+        let entry = table.entries.get(&Key::of(ip))?;
+        self.is_blocked(entry, now)
+            .then(|| self.wait_of(entry, now))
     }
 
-    /// Counts a failed login from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
-        if self.max_failures == 0 {
-            return;
+    /// Addresses (or /64s) tracked now.
+    pub fn tracked(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    fn is_blocked(&self, entry: &Entry, now: Instant) -> bool {
+        entry.failures >= self.max_failures && now < entry.window_start + self.window
+    }
+
+    fn wait_of(&self, entry: &Entry, now: Instant) -> u64 {
+        (entry.window_start + self.window)
+            .saturating_duration_since(now)
+            .as_secs()
+            .max(1)
+    }
+
+    /// The entry for `key`, its window restarted when the last one is over.
+    fn current<'t>(&self, table: &'t mut Table, key: Key, now: Instant) -> &'t mut Entry {
+        let entry = table.entries.entry(key).or_insert_with(|| Entry::new(now));
+        if now >= entry.window_start + self.window {
+            entry.failures = 0;
+            entry.window_start = now;
         }
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_TRACKED && !entries.contains_key(&ip) {
-            let window = self.window;
-            entries.retain(|_, e| now < e.window_start + window);
-            if entries.len() >= MAX_TRACKED {
-                entries.clear();
+        entry.last_seen = now;
+        entry
+    }
+
+    /// The key to count `key` under: itself when it has room in the table (sweeping a full
+    /// table first), the shared overflow counter otherwise.
+    fn track(&self, table: &mut Table, key: Key, now: Instant) -> Key {
+        if table.entries.contains_key(&key) || table.entries.len() < MAX_TRACKED {
+            return key;
+        }
+        if table.next_sweep.is_none_or(|at| now >= at) {
+            self.sweep(table, now);
+        }
+        if table.entries.len() < MAX_TRACKED {
+            key
+        } else {
+            Key::Overflow
+        }
+    }
+
+    /// Drops expired entries, then the least recently seen unblocked ones, down to
+    /// [`SWEEP_TO`]. Entries with checks running and blocked ones stay.
+    fn sweep(&self, table: &mut Table, now: Instant) {
+        let window = self.window;
+        table
+            .entries
+            .retain(|_, e| e.pending > 0 || now < e.window_start + window);
+        let excess = table.entries.len().saturating_sub(SWEEP_TO);
+        if excess > 0 {
+            let mut evictable: Vec<(Instant, Key)> = table
+                .entries
+                .iter()
+                .filter(|(_, e)| e.pending == 0 && !self.is_blocked(e, now))
+                .map(|(k, e)| (e.last_seen, *k))
+                .collect();
+            let take = excess.min(evictable.len());
+            if take > 0 && take < evictable.len() {
+                evictable.select_nth_unstable_by_key(take, |(seen, _)| *seen);
+            }
+            for (_, key) in evictable.into_iter().take(take) {
+                table.entries.remove(&key);
             }
         }
-        let entry = entries.entry(ip).or_insert(Entry {
-            failures: 0,
-            window_start: now,
-        });
-        if now >= entry.window_start + self.window {
-            *entry = Entry {
-                failures: 0,
-                window_start: now,
-            };
-        }
-        entry.failures = entry.failures.saturating_add(1);
+        table.next_sweep = (table.entries.len() >= MAX_TRACKED).then(|| now + SWEEP_PAUSE);
     }
 
-    /// A successful login from `ip` clears its count.
-    pub fn record_success(&self, ip: IpAddr) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
+    /// A reserved check ended: apply `outcome`, free the slot, wake the waiters.
+    fn end(&self, key: Key, outcome: impl FnOnce(&mut Entry)) {
+        let mut table = self.lock();
+        let Some(entry) = table.entries.get_mut(&key) else {
+            return;
+        };
+        entry.pending = entry.pending.saturating_sub(1);
+        outcome(entry);
+        entry.ended.notify_waiters();
+        if entry.pending == 0 && entry.failures == 0 {
+            table.entries.remove(&key);
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const IP: &str = "192.0.2.1";
-
-    #[test]
-    fn blocks_after_max_failures_within_the_window() {
-        let t = Throttle::new(3, Duration::from_secs(60));
-        let ip = IP.parse().unwrap();
-        for _ in 0..2 {
-            t.record_failure(ip);
-        }
-        assert_eq!(t.blocked_for(ip), None);
-        t.record_failure(ip);
-        let wait = t.blocked_for(ip).expect("blocked");
-        assert!((1..=60).contains(&wait), "{wait}");
-        assert_eq!(
-            t.blocked_for("192.0.2.2".parse().unwrap()),
-            None,
-            "other addresses are not affected"
-        );
-    }
-
-    #[test]
-    fn window_expiry_and_success_reset() {
-        let t = Throttle::new(2, Duration::from_millis(30));
-        let ip = IP.parse().unwrap();
-        t.record_failure(ip);
-        t.record_failure(ip);
-        assert!(t.blocked_for(ip).is_some());
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(t.blocked_for(ip), None);
-        t.record_failure(ip);
-        t.record_success(ip);
-        t.record_failure(ip);
-        assert_eq!(t.blocked_for(ip), None);
-    }
-
-    #[test]
-    fn zero_disables() {
-        let t = Throttle::new(0, Duration::from_secs(60));
-        let ip = IP.parse().unwrap();
-        for _ in 0..100 {
-            t.record_failure(ip);
-        }
-        assert_eq!(t.blocked_for(ip), None);
-    }
-}
+#[path = "throttle_tests.rs"]
+mod tests;
