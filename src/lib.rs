@@ -24,4 +24,5 @@ pub mod proxy;
 pub mod registry;
 pub mod reload;
 pub mod server;
+pub mod stall;
 pub mod tls;

@@ -253,7 +253,8 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Idle timeouts instead of pingora's 60 s per-read default, so slow layers are not cut.
+    /// Idle timeouts instead of pingora's 60 s per-read default, so slow layers are not cut;
+    /// no write timeout: the kernel cuts stalled sends (see `stall.rs`).
     async fn early_request_filter(
         &self,
         session: &mut Session,
@@ -261,7 +262,7 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<()> {
         let t = self.config.timeouts;
         session.set_read_timeout(Some(t.idle));
-        session.set_write_timeout(Some(t.idle));
+        session.set_write_timeout(None);
         session.set_keepalive(Some(t.keepalive.as_secs()));
         let path = session.req_header().uri.path();
         ctx.route = match self.access.load().token_path() {
@@ -347,7 +348,7 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
         peer.options.read_timeout = Some(t.idle);
-        peer.options.write_timeout = Some(t.idle);
+        peer.options.tcp_keepalive = Some(crate::stall::upstream_keepalive(t.idle));
         peer.options.idle_timeout = Some(t.keepalive);
         Ok(Box::new(peer))
     }

@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use pingora::protocols::http::v2::server::default_h2_options;
-use pingora::proxy::http_proxy_service;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
@@ -19,6 +19,7 @@ use crate::lifecycle::{GracefulStop, InFlight};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
+use crate::stall::WatchedApp;
 use crate::tls::client_auth::PeerRecorder;
 use crate::tls::{self, LiveTls};
 use pingora::listeners::ListenerConfig;
@@ -150,7 +151,13 @@ fn proxy_service(
         pool: Arc::clone(&parts.pool),
         open_registry: parts.open_registry.clone(),
     };
-    let mut service = http_proxy_service(&server.configuration, gateway);
+    let mut proxy = http_proxy(&server.configuration, gateway);
+    let mut h2 = default_h2_options();
+    h2.initial_window_size(H2_STREAM_WINDOW);
+    h2.initial_connection_window_size(H2_CONNECTION_WINDOW);
+    proxy.h2_options = Some(h2);
+    let app = WatchedApp::new(proxy, parts.config.timeouts.idle);
+    let mut service = Service::new("portcullis".to_string(), app);
     for addr in &parts.config.listen {
         let settings = tls::listener_settings(&parts.live_tls).map_err(|e| format!("tls: {e}"))?;
         service.add_listener(
@@ -162,12 +169,6 @@ fn proxy_service(
     if parts.live_tls.client.is_some() {
         let recorder = PeerRecorder(Arc::clone(&parts.live_tls.peers));
         service.endpoints().set_pre_tls_callback(Arc::new(recorder));
-    }
-    if let Some(proxy) = service.app_logic_mut() {
-        let mut h2 = default_h2_options();
-        h2.initial_window_size(H2_STREAM_WINDOW);
-        h2.initial_connection_window_size(H2_CONNECTION_WINDOW);
-        proxy.h2_options = Some(h2);
     }
     Ok(service)
 }

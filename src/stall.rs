@@ -1,0 +1,317 @@
+//! When a transfer counts as stalled: no byte moving on a connection for `timeouts.idle`.
+//!
+//! pingora's write timeout bounds each whole body write, and a write waits for the kernel to
+//! wake it, which with an autotuned send buffer (4 MiB on loopback) happens only after a
+//! large part of that buffer has drained: a client reading at 100 KiB/s was cut after 5 s
+//! with `idle = 5` although bytes kept moving. `TCP_USER_TIMEOUT` is no better for clients:
+//! a slow reader's receive window stays shut for seconds between openings (the receiver
+//! opens it in large steps), and the kernel counted that as a stall (cut after 8.6 s).
+//!
+//! So client sends are not timed by pingora. Every client connection is wrapped in
+//! [`Watched`], which lets a send wait as long as the connection makes progress: while a
+//! write or flush is blocked it looks every `idle / 4` at the kernel's count of bytes the
+//! client acknowledged or sent, and fails the write only when neither moved for `idle`.
+//! Reads keep pingora's per-read timeout of `idle`, which any arriving byte (under TLS, any
+//! whole record) ends. Registry sockets get `TCP_USER_TIMEOUT` = `idle` in place of a
+//! per-write timeout: the registry reads as fast as its storage allows.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::l4::ext::TcpKeepalive;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
+use pingora::protocols::Stream;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// Silence before the first keepalive probe on a registry socket, at most.
+const PROBE_AFTER: Duration = Duration::from_secs(60);
+/// Between keepalive probes.
+const PROBE_EVERY: Duration = Duration::from_secs(15);
+/// Unanswered probes before the connection is given up.
+const PROBES: usize = 4;
+
+/// Keepalive probes and `TCP_USER_TIMEOUT` = `idle`, for registry sockets.
+pub fn upstream_keepalive(idle: Duration) -> TcpKeepalive {
+    TcpKeepalive {
+        idle: PROBE_AFTER.min(idle).max(Duration::from_secs(1)),
+        interval: PROBE_EVERY.min(idle).max(Duration::from_secs(1)),
+        count: PROBES,
+        user_timeout: idle,
+    }
+}
+
+/// How often a blocked send looks for progress: four times per `idle`.
+fn look_every(idle: Duration) -> Duration {
+    (idle / 4).max(Duration::from_millis(50))
+}
+
+/// The kernel's counts for a socket: bytes acknowledged by and received from the peer.
+fn moved(socket: Option<&SocketDigest>) -> Option<(u64, u64)> {
+    let info = socket?.tcp_info()?;
+    Some((info.tcpi_bytes_acked, info.tcpi_bytes_received))
+}
+
+/// The client address for log lines, `-` when unknown.
+fn show_peer(socket: Option<&SocketDigest>) -> String {
+    socket
+        .and_then(|s| s.peer_addr())
+        .map_or_else(|| "-".to_string(), |a| a.to_string())
+}
+
+/// A server app whose client connections are [`Watched`].
+pub struct WatchedApp<A> {
+    inner: Arc<A>,
+    idle: Duration,
+}
+
+impl<A> WatchedApp<A> {
+    pub fn new(inner: A, idle: Duration) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            idle,
+        }
+    }
+
+    /// The wrapped app, for set-up before the service starts.
+    pub fn inner_mut(&mut self) -> Option<&mut A> {
+        Arc::get_mut(&mut self.inner)
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for WatchedApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // A kept-alive connection comes back already wrapped.
+        let stream: Stream = if stream.as_any().is::<Watched>() {
+            stream
+        } else {
+            Box::new(Watched::new(stream, self.idle))
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// A client connection whose blocked sends fail only after `idle` without progress.
+#[derive(Debug)]
+pub struct Watched {
+    inner: Stream,
+    idle: Duration,
+    socket: Option<Arc<SocketDigest>>,
+    /// The latest blocked send's stall, if any.
+    stall: Option<Stall>,
+}
+
+#[derive(Debug)]
+struct Stall {
+    /// Bytes the client had acknowledged and sent when progress was last seen.
+    seen: Option<(u64, u64)>,
+    since: Instant,
+    /// The latest blocked send.
+    last_block: Instant,
+    next_look: Pin<Box<Sleep>>,
+}
+
+impl Watched {
+    pub fn new(inner: Stream, idle: Duration) -> Self {
+        let socket = inner.get_socket_digest();
+        Self {
+            inner,
+            idle,
+            socket,
+            stall: None,
+        }
+    }
+
+    /// Called when a send is blocked: `Pending` while the connection still moves (with a
+    /// wake-up to look again), an error once nothing moved for `idle`.
+    ///
+    /// A send that completes does not end a stall: under TLS a write can complete into
+    /// rustls' buffer while nothing reaches the client. Only the kernel's counts moving
+    /// do. A block after a pause in sending (no block for two looks) starts afresh, so time
+    /// spent waiting on the registry never counts against the client.
+    fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let every = look_every(self.idle);
+        let socket = self.socket.as_deref();
+        let now = Instant::now();
+        let moved = moved(socket);
+        let stall = match &mut self.stall {
+            Some(stall) if now.duration_since(stall.last_block) <= every * 2 => stall,
+            slot => slot.insert(Stall {
+                seen: moved,
+                since: now,
+                last_block: now,
+                next_look: Box::pin(tokio::time::sleep(every)),
+            }),
+        };
+        stall.last_block = now;
+        if moved != stall.seen {
+            stall.seen = moved;
+            stall.since = now;
+        }
+        while stall.next_look.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if now.duration_since(stall.since) >= self.idle {
+                tracing::info!(
+                    client = %show_peer(socket),
+                    idle_s = self.idle.as_secs(),
+                    "client connection stalled: nothing moved for timeouts.idle; closing it"
+                );
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no bytes moved for {} s", self.idle.as_secs()),
+                )));
+            }
+            stall.next_look.as_mut().reset((now + every).into());
+        }
+        Poll::Pending
+    }
+
+    /// The outcome of a send: a blocked one may be a stall.
+    fn sent<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => self.blocked(cx),
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.sent(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.sent(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.sent(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.sent(cx, poll)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Watched {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for Watched {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Watched {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Watched {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Watched {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for Watched {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest);
+        self.socket = self.inner.get_socket_digest();
+    }
+}
+
+#[async_trait]
+impl Peek for Watched {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+#[path = "stall_tests.rs"]
+mod tests;
