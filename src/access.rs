@@ -194,12 +194,13 @@ impl Access {
         }
     }
 
-    /// Answers the token endpoint: `GET` (query) or `POST` (form `body`).
+    /// Answers the token endpoint: `GET` (query) or `POST` (form `body`); the token and
+    /// who it was issued to (for the access log).
     pub async fn token_request(
         &self,
         req: RequestFacts<'_>,
         body: Option<&[u8]>,
-    ) -> Result<Bytes, GatewayError> {
+    ) -> Result<(Bytes, String), GatewayError> {
         let Some(token) = &self.token else {
             return Err(GatewayError::NotFound);
         };
@@ -216,9 +217,10 @@ impl Access {
             return Err(GatewayError::TokenRequest("invalid_request"));
         }
         let principal = self.token_principal(token, &request, req).await?;
-        Ok(self
+        let body = self
             .issue(token, &principal, &request, req.client_ip)?
-            .body())
+            .body();
+        Ok((body, principal.user))
     }
 
     /// Who asks for a token.

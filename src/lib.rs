@@ -16,6 +16,7 @@ pub mod devcerts;
 pub mod errors;
 pub mod explain;
 pub mod headers;
+pub mod hop_by_hop;
 pub mod lifecycle;
 pub mod metrics;
 pub mod observe;

@@ -205,7 +205,10 @@ impl Gateway {
             .token_request(facts, body.as_deref())
             .await
         {
-            Ok(json) => write_json(session, json).await,
+            Ok((json, user)) => {
+                ctx.user = Some(user).filter(|u| !u.is_empty());
+                write_json(session, json).await
+            }
             Err(refusal) => write_answer(session, &refusal.response(false)).await,
         }
     }
@@ -264,6 +267,10 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(t.idle));
         session.set_write_timeout(None);
         session.set_keepalive(Some(t.keepalive.as_secs()));
+        if connection_plan(session.req_header()).options == Some("close") {
+            // pingora reads only the first `Connection` header; `close` in any one counts.
+            session.set_keepalive(None);
+        }
         let path = session.req_header().uri.path();
         ctx.route = match self.access.load().token_path() {
             Some(token_path) if token_path == path => Route::Token,
@@ -299,7 +306,10 @@ impl ProxyHttp for Gateway {
                     write_answer(session, &version_check_response()).await?;
                     Ok(true)
                 }
-                None => Ok(false),
+                None => {
+                    settle_connection_header(session.req_header_mut());
+                    Ok(false)
+                }
                 Some(refusal) => {
                     write_answer(session, &refusal.response(true)).await?;
                     Ok(true)
@@ -481,6 +491,30 @@ impl ProxyHttp for Gateway {
 fn drop_empty_final_chunk(body: &mut Option<Bytes>, end_of_stream: bool) {
     if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
         *body = None;
+    }
+}
+
+/// What the request's `Connection` headers ask for.
+fn connection_plan(req: &RequestHeader) -> crate::hop_by_hop::ConnectionPlan {
+    crate::hop_by_hop::plan(
+        req.headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// Removes the headers the client's `Connection` names (see `hop_by_hop.rs`) and keeps only
+/// `close`/`keep-alive` in it, so pingora neither forwards them nor refuses the request.
+fn settle_connection_header(req: &mut RequestHeader) {
+    let plan = connection_plan(req);
+    for name in &plan.remove {
+        req.remove_header(name.as_str());
+    }
+    req.remove_header(&http::header::CONNECTION);
+    if let Some(options) = plan.options {
+        // A static token: always a valid header value.
+        let _ = req.insert_header(http::header::CONNECTION, options);
     }
 }
 

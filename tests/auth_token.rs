@@ -121,6 +121,44 @@ fn oauth2_password_and_refresh_grants() {
     );
 }
 
+/// The token endpoint's access-log line names who got the token; a user name with control
+/// characters in a password grant cannot start a line of its own.
+#[test]
+fn token_requests_log_the_user_and_escape_names() {
+    let setup = Setup::new();
+    let stack = setup.start("");
+    assert_eq!(token(&stack, Some("alice:wonderland"), &[]).status, 200);
+    let form = format!("grant_type=password&username=alice&password=wonderland&service={SERVICE}");
+    assert_eq!(post_form(&stack, &form).status, 200);
+    let forged = "x%0Aportcullis%3A%3Aaccess%3A%20request%20user%3Dadmin%0D%1B%00";
+    assert_eq!(
+        post_form(
+            &stack,
+            &format!("grant_type=password&username={forged}&password=bad")
+        )
+        .status,
+        401
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = stack.gw.proc.log_text();
+    let token_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("path=/auth/token") && l.contains("status=200"))
+        .collect();
+    assert_eq!(token_lines.len(), 2, "{log}");
+    assert!(
+        token_lines.iter().all(|l| l.contains("user=\"alice\"")),
+        "{log}"
+    );
+    assert!(
+        log.lines().all(|l| !l.starts_with("portcullis::access")
+            && !l.contains('\u{1b}')
+            && !l.contains('\0')),
+        "no forged line: {log}"
+    );
+    assert!(log.contains("\\n"), "the newline is escaped: {log}");
+}
+
 #[test]
 fn bearer_challenges_and_scopes_at_the_registry_api() {
     let setup = Setup::new();

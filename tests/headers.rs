@@ -352,3 +352,56 @@ fn request_targets_without_a_leading_slash_are_refused() {
     }
     assert_eq!(stack.request("GET", "/", &[]).status, 200, "control");
 }
+
+/// `Connection` naming `Host` or forwarding headers is legal: the named headers are dropped
+/// (they are hop-by-hop), `Host` stays, and the registry gets the gateway's own forwarding
+/// headers, never the client's.
+#[test]
+fn connection_naming_forwarding_headers_drops_them_and_is_not_refused() {
+    let recorder = common::recorder::Recorder::start();
+    let pki = common::Pki::new();
+    let gw = common::Gateway::start(&recorder.url(), &pki, "");
+    let host = gw.host();
+    for (n, connection) in [
+        "X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Host, X-Custom",
+        "\"X-Forwarded-For\", x-custom, keep-alive",
+        "x-custom, close",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let request = format!(
+            "GET /v2/hop/{n}/tags/list HTTP/1.1\r\nHost: {host}\r\nConnection: {connection}\r\nX-Custom: secret\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n"
+        );
+        // Two `Connection` headers: `close` in the second one counts too.
+        let r = common::client::send(gw.port, &pki.set.ca_cert, request.as_bytes());
+        assert_eq!(r.status, 202, "{connection}: {}", r.body_text());
+        let seen = recorder.requests_to(&format!("/v2/hop/{n}/"));
+        let seen = seen.last().expect("the request reached the registry");
+        assert_eq!(seen.header("X-Custom"), None, "{}", seen.head);
+        assert_eq!(seen.header("Host"), Some(host.as_str()), "{}", seen.head);
+        assert_eq!(
+            seen.header("X-Forwarded-For"),
+            Some("127.0.0.1"),
+            "{}",
+            seen.head
+        );
+        assert_eq!(
+            seen.header("X-Forwarded-Proto"),
+            Some("https"),
+            "{}",
+            seen.head
+        );
+        assert_eq!(
+            seen.header("X-Forwarded-Host"),
+            Some(host.as_str()),
+            "{}",
+            seen.head
+        );
+        assert!(
+            !seen.head.contains("evil") && !seen.head.contains("6.6.6.6"),
+            "{}",
+            seen.head
+        );
+    }
+}

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod env;
 pub mod file;
 mod parse;
+mod unknown;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -164,7 +165,15 @@ impl Config {
 
     /// Parses and validates TOML text; relative paths resolve against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| vec![toml_problem(&e, text)])?;
+        let file: FileConfig = match toml::from_str(text) {
+            Ok(file) => file,
+            Err(e) if e.message().starts_with("unknown field") => {
+                // Name every unknown key by its real table, all in one run.
+                let table: toml::Table = text.parse().map_err(|e| vec![toml_problem(&e, text)])?;
+                unknown::deserialize(table, text)?
+            }
+            Err(e) => return Err(vec![toml_problem(&e, text)]),
+        };
         Self::from_file(file, base)
     }
 
@@ -185,15 +194,7 @@ impl Config {
             .parse()
             .map_err(|e: toml::de::Error| vec![toml_problem(&e, text)])?;
         env::apply(&mut table, overrides)?;
-        let file: FileConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    vec![Problem::new(
-                        "(file or environment)",
-                        e.message().trim().to_string(),
-                    )]
-                })?;
+        let file = unknown::deserialize(table, text)?;
         Self::from_file(file, base)
     }
 
