@@ -20,6 +20,10 @@ use crate::params::{is_form_content_type, Params};
 use crate::tls::certs::format_time;
 use crate::tls::client_auth::ClientIdentity;
 
+/// How a refresh token's subject first proved who they are (its `auth_method` claim).
+const BASIC: &str = "basic";
+const CERTIFICATE: &str = "certificate";
+
 /// What a request brings.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
@@ -249,19 +253,38 @@ impl Access {
                 None => Err(basic_challenge),
             },
             GrantKind::Refresh(refresh) => {
-                let user = token
+                let (user, method) = token
                     .signer
                     .check_refresh_token(refresh, &token.own_key)
                     .map_err(|_| GatewayError::TokenRequest("invalid_grant"))?;
-                if self.authn.basic.is_some() && !self.authn.knows_user(&user) {
-                    return Err(GatewayError::TokenRequest("invalid_grant"));
-                }
-                Ok(Principal {
-                    user,
-                    method: Method::Basic,
-                })
+                self.recheck_refresh(user, method.as_deref(), req)
             }
         }
+    }
+
+    /// The subject of a valid refresh token, if the proof they first gave still holds: an
+    /// htpasswd user must still be in the file; a certificate user must present, on this
+    /// connection, a certificate verified now (current CAs and CRLs) naming the same user.
+    /// Tokens from before the method was recorded pass either way.
+    fn recheck_refresh(
+        &self,
+        user: String,
+        method: Option<&str>,
+        req: RequestFacts<'_>,
+    ) -> Result<Principal, GatewayError> {
+        let by_password = || self.authn.basic.is_some() && self.authn.knows_user(&user);
+        let by_certificate = || {
+            self.authn.certificates
+                && req.certificate.and_then(|c| c.user.as_deref()) == Some(user.as_str())
+        };
+        let method = match method {
+            Some(BASIC) if by_password() => Method::Basic,
+            Some(CERTIFICATE) if by_certificate() => Method::Certificate,
+            None if by_password() => Method::Basic,
+            None if by_certificate() => Method::Certificate,
+            _ => return Err(GatewayError::TokenRequest("invalid_grant")),
+        };
+        Ok(Principal { user, method })
     }
 
     /// Grants what the ACL allows of what was asked, and signs it.
@@ -290,11 +313,16 @@ impl Access {
             .signer
             .access_token(&principal.user, &access)
             .map_err(|_| GatewayError::Unavailable)?;
-        let refresh = match (request.offline, principal.user.is_empty()) {
-            (true, false) => Some(
+        let method = match principal.method {
+            Method::Basic => Some(BASIC),
+            Method::Certificate => Some(CERTIFICATE),
+            _ => None,
+        };
+        let refresh = match (request.offline, principal.user.is_empty(), method) {
+            (true, false, Some(method)) => Some(
                 token
                     .signer
-                    .refresh_token(&principal.user)
+                    .refresh_token(&principal.user, method)
                     .map_err(|_| GatewayError::Unavailable)?,
             ),
             _ => None,

@@ -322,3 +322,77 @@ fn the_certificate_identity_reaches_http2_requests() {
     );
     log_line(&stack, &["path=/v2/", "http=\"h2\"", "user=\"h2-client\""]);
 }
+
+/// Gets a refresh token as `builder` by certificate, then refreshes it as each of `tries`
+/// (a label, the certificate presented, the status expected).
+fn refresh_as(stack: &Stack, builder: &ClientCert, tries: &[(&str, Option<&ClientCert>, u16)]) {
+    use common::tokens::{payload, SERVICE};
+    let (port, ca) = (stack.gw.port, stack.ca().to_path_buf());
+    let path = format!(
+        "/auth/token?service={SERVICE}&offline_token=true&scope=repository:team-a/app:pull"
+    );
+    let r = try_request(port, &ca, Some(builder), "GET", &path, &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let refresh = r.json()["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string();
+    for (who, client, want) in tries {
+        let form = format!("grant_type=refresh_token&refresh_token={refresh}&service={SERVICE}&scope=repository%3Ateam-a%2Fapp%3Apull");
+        let raw = format!(
+            "POST /auth/token HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        let r = common::client::try_send(port, &ca, *client, raw.as_bytes()).unwrap();
+        assert_eq!(r.status, *want, "{who}: {}", r.body_text());
+        if *want == 200 {
+            assert_eq!(
+                payload(r.json()["access_token"].as_str().unwrap())["sub"],
+                "builder"
+            );
+        } else {
+            assert_eq!(r.json()["error"], "invalid_grant", "{who}");
+        }
+    }
+}
+
+/// A refresh token issued to a certificate user is honoured only on a connection that
+/// presents a certificate verified now and naming the same user: another user's valid
+/// certificate does not do, nor does a connection without one (a revoked certificate or
+/// one from a removed CA is not verified, so it counts as none).
+#[test]
+fn refresh_tokens_of_certificate_users_need_that_certificate_again() {
+    let setup = common::tokens::Setup::new();
+    let clients = ClientPki::new();
+    let builder = clients.client(&Spec::new("builder", &[], Kind::Client, 30));
+    let mallory = clients.client(&Spec::new("mallory", &[], Kind::Client, 30));
+
+    // Certificates only, required.
+    let config = setup.config("");
+    let start = config.find("[auth.htpasswd]").unwrap();
+    let end = start + config[start..].find("[auth.token]").unwrap();
+    let certificates_only = format!("{}{}", &config[..start], &config[end..]);
+    let stack = Stack::start_with_tls(&certificates_only, &client_auth(&clients, ""));
+    refresh_as(
+        &stack,
+        &builder,
+        &[
+            ("the same certificate", Some(&builder), 200),
+            ("another user's", Some(&mallory), 400),
+        ],
+    );
+
+    // Optional certificates beside htpasswd (builder is not an htpasswd user).
+    let stack = Stack::start_with_tls(
+        &format!("auth.require = \"any\"\n{config}"),
+        &client_auth(&clients, "mode = \"optional\""),
+    );
+    refresh_as(
+        &stack,
+        &builder,
+        &[
+            ("the same certificate", Some(&builder), 200),
+            ("no certificate", None, 400),
+        ],
+    );
+}

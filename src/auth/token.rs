@@ -39,6 +39,10 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<AccessEntry>,
+    /// Refresh tokens only: how the subject proved who they are (`basic`, `certificate`),
+    /// so a refresh re-checks that same proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
 }
 
 /// What a verified token grants.
@@ -225,24 +229,32 @@ impl Signer {
         self.sign(&self.claims(subject, entries.collect(), self.expiration, &self.service))
     }
 
-    /// A refresh token for `subject`: no access, its own audience, longer life.
-    pub fn refresh_token(&self, subject: &str) -> Result<String, String> {
-        self.sign(&self.claims(
+    /// A refresh token for `subject`, who proved who they are by `method` (`basic`,
+    /// `certificate`): no access, its own audience, longer life.
+    pub fn refresh_token(&self, subject: &str, method: &str) -> Result<String, String> {
+        let mut claims = self.claims(
             subject,
             vec![],
             self.refresh_expiration,
             &refresh_audience(&self.service),
-        ))
+        );
+        claims.auth_method = Some(method.to_string());
+        self.sign(&claims)
     }
 
-    /// The subject of a refresh token this signer issued, if it is valid.
-    pub fn check_refresh_token(&self, token: &str, own: &TrustedKey) -> Result<String, TokenError> {
+    /// The subject of a refresh token this signer issued, if it is valid, and how they
+    /// proved who they were (`None` for tokens from before that was recorded).
+    pub fn check_refresh_token(
+        &self,
+        token: &str,
+        own: &TrustedKey,
+    ) -> Result<(String, Option<String>), TokenError> {
         let verifier = Verifier {
             service: refresh_audience(&self.service),
             keys: vec![own.clone()],
         };
         let claims = verifier.claims(token)?;
-        Ok(claims.sub)
+        Ok((claims.sub, claims.auth_method))
     }
 
     fn claims(
@@ -264,6 +276,7 @@ impl Signer {
             iat: now,
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
             access,
+            auth_method: None,
         }
     }
 

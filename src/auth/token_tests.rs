@@ -54,6 +54,7 @@ fn claims() -> Claims {
             name: "team-a/app".into(),
             actions: vec!["pull".into()],
         }],
+        auth_method: None,
     }
 }
 
@@ -196,11 +197,11 @@ fn forged_tokens_are_refused() {
 #[test]
 fn refresh_tokens_are_not_access_tokens() {
     let k = keys();
-    let refresh = k.signer.refresh_token("alice").unwrap();
+    let refresh = k.signer.refresh_token("alice", "basic").unwrap();
     assert!(k.verifier.verify(&refresh).is_err());
     assert_eq!(
         k.signer.check_refresh_token(&refresh, &k.own).unwrap(),
-        "alice"
+        ("alice".to_string(), Some("basic".to_string()))
     );
     let access = k.signer.access_token("alice", &[]).unwrap();
     assert!(k.signer.check_refresh_token(&access, &k.own).is_err());

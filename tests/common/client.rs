@@ -217,13 +217,24 @@ pub fn try_request(
     path: &str,
     extra_headers: &[&str],
 ) -> Result<Response, String> {
+    let text = request_text(port, method, path, extra_headers);
+    try_send(port, ca_pem, client, text.as_bytes())
+}
+
+/// Sends the complete `request` over TLS (HTTP/1.1), presenting `client` if asked; an
+/// `Err` when the handshake fails or no answer comes.
+pub fn try_send(
+    port: u16,
+    ca_pem: &Path,
+    client: Option<&ClientCert>,
+    request: &[u8],
+) -> Result<Response, String> {
     let config = tls_config_with(ca_pem, &[b"http/1.1"], client);
     let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
-    let text = request_text(port, method, path, extra_headers);
-    tls.write_all(text.as_bytes())
+    tls.write_all(request)
         .and_then(|_| tls.flush())
         .map_err(|e| e.to_string())?;
     let raw = read_raw(&mut tls)?;
