@@ -428,6 +428,92 @@ fn the_real_registry_in_token_mode_accepts_portcullis_tokens() {
     );
 }
 
+/// A signing certificate issued by an intermediate, with only the root in the registry's
+/// `rootcertbundle`: the whole chain travels in `x5c`, so registry 2.8 accepts the token
+/// and signing keys can rotate under one long-lived root.
+#[test]
+fn tokens_signed_under_an_intermediate_carry_the_chain_and_the_registry_accepts_them() {
+    use portcullis::devcerts::{issue, Kind, Spec};
+    let setup = Setup::new();
+    let root = issue(&Spec::new("token root", &[], Kind::Ca, 30), None).unwrap();
+    let intermediate = issue(
+        &Spec::new("token intermediate", &[], Kind::Ca, 30),
+        Some(&root),
+    )
+    .unwrap();
+    let signing = issue(
+        &Spec::new("token signer 2", &[], Kind::Signing, 30),
+        Some(&intermediate),
+    )
+    .unwrap();
+    std::fs::write(&setup.key, signing.key_pem()).unwrap();
+    std::fs::write(
+        &setup.cert,
+        format!("{}{}", signing.cert_pem(), intermediate.cert_pem()),
+    )
+    .unwrap();
+    let root_file = setup.dir.path().join("root.crt");
+    std::fs::write(&root_file, root.cert_pem()).unwrap();
+
+    let registry = token_registry("portcullis-test", SERVICE, &root_file);
+    let url = format!("http://127.0.0.1:{}", registry.port);
+    let pki = common::Pki::new();
+    let gw = common::Gateway::start(
+        &url,
+        &pki,
+        &setup.config("auth.forward_authorization = true"),
+    );
+    let stack = Stack { registry, pki, gw };
+    let alice = token_string(&token(
+        &stack,
+        Some("alice:wonderland"),
+        &["repository:team-a/app:pull"],
+    ));
+    let header = jsonwebtoken::decode_header(&alice).unwrap();
+    assert_eq!(
+        header.x5c.map(|c| c.len()),
+        Some(2),
+        "signing certificate and intermediate"
+    );
+    let status = |bearer_header: &str| {
+        let out = std::process::Command::new(common::require_tool("curl"))
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                bearer_header,
+            ])
+            .arg(format!("{url}/v2/team-a/app/tags/list"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        status(&bearer(&alice)),
+        "404",
+        "accepted (no such repository yet)"
+    );
+
+    // The same claims with only the signing certificate in x5c: the registry cannot
+    // reach its root and refuses (what Portcullis sent before).
+    let mut leaf_only = jsonwebtoken::decode_header(&alice).unwrap();
+    leaf_only.x5c = leaf_only.x5c.map(|mut c| {
+        c.truncate(1);
+        c
+    });
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(signing.key_pem().as_bytes()).unwrap();
+    let leaf_token = jsonwebtoken::encode(&leaf_only, &payload(&alice), &key).unwrap();
+    assert_eq!(
+        status(&bearer(&leaf_token)),
+        "401",
+        "{}",
+        stack.registry.proc.log_text()
+    );
+}
+
 #[test]
 fn read_only_allows_only_pulls() {
     let setup = Setup::new();

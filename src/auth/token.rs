@@ -153,16 +153,19 @@ fn refresh_audience(service: &str) -> String {
 }
 
 impl Signer {
-    /// A signer for the PEM `key_pem` whose certificate is `cert_der`. Fails when the key
-    /// is not ECDSA P-256 or RSA, or does not belong to the certificate.
+    /// A signer for the PEM `key_pem` whose certificate is the first of `chain_der` (the
+    /// rest: its issuers, all sent in `x5c` so a registry trusting only the root accepts
+    /// tokens signed under an intermediate). Fails when the key is not ECDSA P-256 or RSA,
+    /// or does not belong to the certificate.
     pub fn new(
         issuer: String,
         service: String,
         expiration: Duration,
         refresh_expiration: Duration,
         key_pem: &[u8],
-        cert_der: &[u8],
+        chain_der: &[&[u8]],
     ) -> Result<(Signer, TrustedKey), String> {
+        let cert_der = chain_der.first().ok_or("no certificate")?;
         let (kind, spki, public) = public_key_of(cert_der)?;
         let (algorithm, key) = match kind {
             KeyKind::Ec => (Algorithm::ES256, EncodingKey::from_ec_pem(key_pem)),
@@ -187,7 +190,7 @@ impl Signer {
             algorithm,
             key,
             kid: kid.clone(),
-            x5c: vec![STANDARD.encode(cert_der)],
+            x5c: chain_der.iter().map(|c| STANDARD.encode(c)).collect(),
         };
         let trusted = TrustedKey {
             issuer,

@@ -17,7 +17,7 @@ fn keys() -> Keys {
         Duration::from_secs(300),
         Duration::from_secs(3600),
         issued.key_pem().as_bytes(),
-        &der,
+        &[der.as_ref()],
     )
     .unwrap();
     let verifier = Verifier {
@@ -231,7 +231,7 @@ fn external_issuers_from_certificates_and_jwks() {
         Duration::from_secs(300),
         Duration::from_secs(300),
         other.key_pem().as_bytes(),
-        &other_der,
+        &[other_der.as_ref()],
     )
     .unwrap();
     let token = other_signer

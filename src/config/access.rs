@@ -262,16 +262,15 @@ fn load_signer(
             format!("cannot read {}: {e}", key.display()),
         )
     })?;
-    let cert_der = read_certificates(cert)
-        .map_err(|m| Problem::new("auth.token.certificate", m))?
-        .remove(0);
+    let chain = read_certificates(cert).map_err(|m| Problem::new("auth.token.certificate", m))?;
+    let chain: Vec<&[u8]> = chain.iter().map(|c| c.as_ref()).collect();
     Signer::new(
         file.issuer.clone(),
         service.to_string(),
         Duration::from_secs(file.expiration),
         Duration::from_secs(file.refresh_expiration),
         &key_pem,
-        &cert_der,
+        &chain,
     )
     .map_err(|m| Problem::new("auth.token.key", m))
 }
