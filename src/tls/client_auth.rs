@@ -168,7 +168,11 @@ fn read_crls(path: &std::path::Path) -> Result<Vec<CertificateRevocationListDer<
 pub struct PeerMap(Mutex<HashMap<tokio::task::Id, (SocketAddr, Instant)>>);
 
 /// Entries older than this are dropped (a handshake takes at most pingora's 60 s).
-const PEER_TTL: Duration = Duration::from_secs(120);
+const PEER_TTL: Duration = Duration::from_secs(61);
+/// Handshakes in progress remembered at most. Connections that close before their
+/// handshake ends leave their entry behind; past this many, expired entries go first, then
+/// the oldest half. A lost entry costs only the address in a refusal's log line.
+const MAX_PEERS: usize = 8192;
 
 impl PeerMap {
     fn insert(&self, addr: SocketAddr) {
@@ -176,10 +180,26 @@ impl PeerMap {
             return;
         };
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= 4096 {
+        if map.len() >= MAX_PEERS {
             map.retain(|_, (_, at)| at.elapsed() < PEER_TTL);
         }
+        if map.len() >= MAX_PEERS {
+            let mut ages: Vec<Instant> = map.values().map(|(_, at)| *at).collect();
+            let (_, middle, _) = ages.select_nth_unstable(MAX_PEERS / 2);
+            let cut = *middle;
+            map.retain(|_, (_, at)| *at > cut);
+        }
         map.insert(id, (addr, Instant::now()));
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The address recorded for the current task.
@@ -344,5 +364,31 @@ mod tests {
             None
         );
         assert!(identity_from_der(b"garbage", UserFrom::Cn).is_none());
+    }
+
+    /// Connections that never finish their handshake each leave an entry: a flood of them
+    /// must not grow the map past its bound, and the newest entries stay.
+    #[test]
+    fn aborted_handshakes_cannot_grow_the_peer_map_without_bound() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let peers = Arc::new(PeerMap::default());
+        runtime.block_on(async {
+            for n in 0..(MAX_PEERS * 3) {
+                let peers = Arc::clone(&peers);
+                let addr = SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 1000));
+                tokio::spawn(async move { peers.insert(addr) }).await.unwrap();
+            }
+            let last = SocketAddr::from(([192, 0, 2, 1], 443));
+            let peers_now = Arc::clone(&peers);
+            let seen = tokio::spawn(async move {
+                peers_now.insert(last);
+                peers_now.current()
+            })
+            .await
+            .unwrap();
+            assert_eq!(seen, Some(last), "the newest handshake is still known");
+        });
+        assert!(peers.len() <= MAX_PEERS, "{} entries", peers.len());
+        assert!(!peers.is_empty());
     }
 }
