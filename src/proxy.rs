@@ -267,6 +267,9 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(t.idle));
         session.set_write_timeout(None);
         session.set_keepalive(Some(t.keepalive.as_secs()));
+        // Requests pipelined behind this one are answered in order (RFC 9112 §9.3.2); without
+        // this, pingora answered the first and closed the connection.
+        session.set_pipelining_enabled(true);
         if connection_plan(session.req_header()).options == Some("close") {
             // pingora reads only the first `Connection` header; `close` in any one counts.
             session.set_keepalive(None);

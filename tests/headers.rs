@@ -405,3 +405,47 @@ fn connection_naming_forwarding_headers_drops_them_and_is_not_refused() {
         );
     }
 }
+
+/// Requests pipelined in one write are all answered, in order, on the same connection.
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let stack = Stack::start("");
+    let host = stack.gw.host();
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {host}\r\n\r\nGET /v2/nothing/here/tags/list HTTP/1.1\r\nHost: {host}\r\n\r\nPOST /v2/pipe/line/blobs/uploads/ HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    let mut tls = common::client::connect(stack.gw.port, stack.ca());
+    use std::io::{Read, Write};
+    tls.write_all(request.as_bytes()).unwrap();
+    tls.flush().unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "202", "200"], "{text}");
+}
+
+/// No answer the gateway writes or passes on names pingora in a `Server` header.
+#[test]
+fn answers_carry_no_pingora_server_header() {
+    let stack = Stack::start("");
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/elsewhere"),
+        ("GET", "/v2/"),
+        ("GET", "/v2/missing/repo/manifests/latest"),
+        ("POST", "/"),
+    ] {
+        let r = stack.request(method, path, &["Content-Length: 0"]);
+        assert!(
+            r.headers
+                .iter()
+                .all(|(n, v)| !n.eq_ignore_ascii_case("server") || !v.contains("Pingora")),
+            "{method} {path}: {:?}",
+            r.headers
+        );
+    }
+}

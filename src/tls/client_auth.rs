@@ -370,13 +370,17 @@ mod tests {
     /// must not grow the map past its bound, and the newest entries stay.
     #[test]
     fn aborted_handshakes_cannot_grow_the_peer_map_without_bound() {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let peers = Arc::new(PeerMap::default());
         runtime.block_on(async {
             for n in 0..(MAX_PEERS * 3) {
                 let peers = Arc::clone(&peers);
                 let addr = SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 1000));
-                tokio::spawn(async move { peers.insert(addr) }).await.unwrap();
+                tokio::spawn(async move { peers.insert(addr) })
+                    .await
+                    .unwrap();
             }
             let last = SocketAddr::from(([192, 0, 2, 1], 443));
             let peers_now = Arc::clone(&peers);
