@@ -53,7 +53,7 @@ fn fixture() -> &'static Fixture {
             year,
             year,
             issued.key_pem().as_bytes(),
-            &cert_der,
+            &[cert_der.as_ref()],
         )
         .unwrap();
         let real = signer
