@@ -31,7 +31,7 @@ impl Reloader {
     /// Reads the configuration again and applies what can change while running.
     /// Returns whether the new configuration was taken.
     pub fn reload(&self) -> bool {
-        let new = match Config::load(&self.path) {
+        let mut new = match Config::load(&self.path) {
             Ok(new) => new,
             Err(e) => {
                 tracing::error!("reload failed; still serving the previous configuration: {e}");
@@ -42,6 +42,9 @@ impl Reloader {
         let mut restart = restart_needed(&current, &new);
         if let Err(why) = self.tls.update(&new.tls) {
             restart.push(why);
+            // Nothing of the new [tls] is served, so the configuration in force (what
+            // /metrics describes and the next reload compares with) keeps the old one.
+            new.tls = current.tls.clone();
         }
         let authn = Arc::clone(&self.access.load().authn);
         self.access.store(Arc::new(Access::with_authenticator(
@@ -151,6 +154,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         "shutdown.grace_period",
     );
     check(old.log != new.log, "[log]");
+    check(old.watch != new.watch, "watch");
     check(old.admin != new.admin, "[admin]");
     check(old.audit != new.audit, "[audit]");
     check(
@@ -162,6 +166,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         htpasswd(old) != htpasswd(new),
         "auth.htpasswd.path (the file itself is re-read on change)",
     );
+    let workers = |c: &Config| c.auth.htpasswd.as_ref().map(|h| h.workers);
+    check(workers(old) != workers(new), "auth.htpasswd.workers");
     check(old.auth.require != new.auth.require, "auth.require");
     check(
         old.auth.forward_authorization != new.auth.forward_authorization,

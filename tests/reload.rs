@@ -249,3 +249,65 @@ fn rules_change_when_a_watched_file_changes() {
     wait_log(&stack, "configuration reloaded");
     assert_eq!(bob_push_status(&stack), 202);
 }
+
+/// A reload that must wait for a restart (turning HTTP/2 off) keeps serving the old
+/// certificate, and `/metrics` describes that one, not the new file's.
+#[test]
+fn a_tls_change_kept_for_a_restart_leaves_the_expiry_gauge_on_the_served_certificate() {
+    use portcullis::devcerts::{issue, Kind, Spec};
+    let stack = Stack::start("");
+    let before = leaf_of(&stack.pki);
+    let (_, metrics) = stack.gw.admin_get("/metrics");
+    let gauge = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("portcullis_certificate_expiry_seconds{"))
+            .expect("the expiry gauge")
+            .to_string()
+    };
+    let served_gauge = gauge(&metrics);
+    let renewed = issue(
+        &Spec::new("renewed", &["localhost", "127.0.0.1"], Kind::Server, 5),
+        None,
+    )
+    .unwrap();
+    std::fs::write(&stack.pki.set.server_cert, renewed.cert_pem()).unwrap();
+    std::fs::write(&stack.pki.set.server_key, renewed.key_pem()).unwrap();
+    let config = stack.gw.dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[tls]\n", "[tls]\nhttp2 = false\n");
+    std::fs::write(&config, text).unwrap();
+    sighup(&stack);
+    wait_log(&stack, "kept until a restart");
+    assert_eq!(
+        served_leaf(stack.gw.port, &[stack.ca()]),
+        before,
+        "the old certificate is served"
+    );
+    let (_, metrics) = stack.gw.admin_get("/metrics");
+    assert_eq!(gauge(&metrics), served_gauge, "{metrics}");
+    assert!(!metrics.contains("renewed"), "{metrics}");
+}
+
+/// Changing `watch` or `auth.htpasswd.workers` takes a restart, and the reload says so.
+#[test]
+fn watch_and_htpasswd_workers_changes_are_reported_as_needing_a_restart() {
+    let (stack, _users) = acl_stack(false, "[\"pull\"]");
+    let config = stack.gw.dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("watch = false\n", "watch = true\n")
+        .replace("[auth.htpasswd]\n", "[auth.htpasswd]\nworkers = 1\n");
+    std::fs::write(&config, text).unwrap();
+    sighup(&stack);
+    wait_log(&stack, "kept until a restart");
+    let log = stack.gw.proc.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("kept until a restart"))
+        .unwrap();
+    assert!(
+        line.contains("watch") && line.contains("auth.htpasswd.workers"),
+        "{line}"
+    );
+}
