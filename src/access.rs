@@ -61,7 +61,14 @@ pub struct Access {
 
 impl Access {
     pub fn from_config(config: &Config, audit: Arc<Audit>) -> Self {
-        Self::with_authenticator(config, Arc::new(Authenticator::from_config(config)), audit)
+        Self::with_authenticator(
+            config,
+            Arc::new(Authenticator::new(
+                &config.auth,
+                config.tls.client_auth.is_some(),
+            )),
+            audit,
+        )
     }
 
     /// The rules of `config` with an existing authenticator (a reload).
@@ -109,7 +116,7 @@ impl Access {
             .authn
             .authenticate(attempt)
             .await
-            .map_err(|f| f.into_error(self.challenge(&scopes, None)))?;
+            .map_err(|f| GatewayError::from_failure(f, self.challenge(&scopes, None)))?;
         let anonymous = principal.method == Method::Anonymous;
         if scopes.is_empty() && anonymous && self.credentials_matter {
             return Err(self.challenge(&scopes, None));
@@ -246,10 +253,12 @@ impl Access {
                 self.authn
                     .authenticate(attempt)
                     .await
-                    .map_err(|f| f.into_error(basic_challenge))
+                    .map_err(|f| GatewayError::from_failure(f, basic_challenge))
             }
             GrantKind::Password(creds) => match self.authn.password(creds, req.client_ip).await {
-                Some(result) => result.map_err(|f: Failure| f.into_error(basic_challenge)),
+                Some(result) => {
+                    result.map_err(|f: Failure| GatewayError::from_failure(f, basic_challenge))
+                }
                 None => Err(basic_challenge),
             },
             GrantKind::Refresh(refresh) => {

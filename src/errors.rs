@@ -61,6 +61,20 @@ pub struct GatewayResponse {
 }
 
 impl GatewayError {
+    /// The answer to an authentication failure, given the challenge to send for bad
+    /// credentials.
+    pub fn from_failure(failure: crate::auth::Failure, challenge: GatewayError) -> GatewayError {
+        use crate::auth::Failure;
+        match failure {
+            Failure::BadCredentials => challenge,
+            Failure::Throttled { retry_after } => GatewayError::TooManyRequests { retry_after },
+            Failure::NamelessCertificate => {
+                GatewayError::Denied("a client certificate naming the user is required")
+            }
+            Failure::Busy => GatewayError::Unavailable,
+        }
+    }
+
     /// Status, registry error code and message for this error.
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {

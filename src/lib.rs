@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod observe;
 pub mod params;
+pub mod problem;
 pub mod proxy;
 pub mod registry;
 pub mod reload;

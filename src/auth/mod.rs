@@ -10,13 +10,13 @@ pub mod cache;
 pub mod htpasswd;
 pub mod passwords;
 pub mod scope;
+pub mod settings;
 pub mod throttle;
 pub mod token;
 pub mod token_endpoint;
 
 use std::net::IpAddr;
 
-use crate::errors::GatewayError;
 use crate::tls::client_auth::ClientIdentity;
 use basic::parse_basic;
 use passwords::{PasswordChecker, Verdict};
@@ -83,20 +83,6 @@ pub enum Failure {
     Busy,
 }
 
-impl Failure {
-    /// The answer for this failure, given the challenge to send for bad credentials.
-    pub fn into_error(self, challenge: GatewayError) -> GatewayError {
-        match self {
-            Failure::BadCredentials => challenge,
-            Failure::Throttled { retry_after } => GatewayError::TooManyRequests { retry_after },
-            Failure::NamelessCertificate => {
-                GatewayError::Denied("a client certificate naming the user is required")
-            }
-            Failure::Busy => GatewayError::Unavailable,
-        }
-    }
-}
-
 /// What a request brings to authentication.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
@@ -122,9 +108,9 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// The methods `config` asks for, with fresh cache and throttle state.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let auth = &config.auth;
+    /// The methods `auth` asks for (client certificates when `certificates`), with fresh
+    /// cache and throttle state.
+    pub fn new(auth: &settings::AuthConfig, certificates: bool) -> Self {
         let basic = auth.htpasswd.as_ref().map(|h| BasicAuth {
             realm: h.realm.clone(),
             checker: PasswordChecker::new(
@@ -136,7 +122,7 @@ impl Authenticator {
         });
         Self {
             basic,
-            certificates: config.tls.client_auth.is_some(),
+            certificates,
             require: auth.require,
             throttle: Throttle::new(auth.throttle_max_failures, auth.throttle_window),
         }

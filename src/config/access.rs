@@ -5,27 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::{FileAcl, FileAclInclude, FileRule, FileToken};
-use super::{resolve_path, Problem};
+use super::{resolve_path, Problem, TokenConfig};
 use crate::auth::acl::{Acl, Pattern, Policy, Rule, Who};
 use crate::auth::scope::Action;
 use crate::auth::token::{
     trusted_key_from_certificate, trusted_keys_from_jwks, Signer, TrustedKey, Verifier,
 };
 use crate::tls::certs::read_certificates;
-
-/// `[auth.token]`, checked: keys loaded, signer and verifier built.
-#[derive(Debug, Clone)]
-pub struct TokenConfig {
-    pub realm: String,
-    /// The realm URL's path, where the gateway serves the token endpoint.
-    pub path: String,
-    pub service: String,
-    pub signer: Signer,
-    /// Portcullis' own key, for refresh tokens.
-    pub own_key: TrustedKey,
-    /// Own key and trusted issuers, for `/v2/` Bearer tokens.
-    pub verifier: Verifier,
-}
 
 /// Builds the ACL. `has_acl` false gives the policy without rules.
 pub fn parse_acl(

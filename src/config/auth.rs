@@ -1,50 +1,13 @@
 //! Validating `[auth]` and `[tls.client_auth]`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::server::danger::ClientCertVerifier;
-
 use super::file::{FileAuth, FileClientAuth, FileClientAuthMode, FileRequire, FileUserFrom};
-use super::{resolve_path, Problem};
+use super::{resolve_path, AuthConfig, ClientAuthConfig, HtpasswdConfig, Problem};
 use crate::auth::htpasswd::HtpasswdDb;
 use crate::auth::Require;
 use crate::tls::client_auth::{build_verifier, ClientAuthMode, UserFrom};
-
-/// `[tls.client_auth]`, checked: CA files and CRLs loaded into a verifier.
-#[derive(Debug, Clone)]
-pub struct ClientAuthConfig {
-    pub mode: ClientAuthMode,
-    pub user_from: UserFrom,
-    pub cas: Vec<PathBuf>,
-    pub crls: Vec<PathBuf>,
-    /// The WebPki verifier for `cas` and `crls` (the listener wraps it to log refusals).
-    pub verifier: Arc<dyn ClientCertVerifier>,
-}
-
-/// `[auth.htpasswd]`, checked: the file parsed.
-#[derive(Debug, Clone)]
-pub struct HtpasswdConfig {
-    pub path: PathBuf,
-    pub realm: String,
-    pub db: HtpasswdDb,
-    pub workers: usize,
-}
-
-/// `[auth]`, checked.
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub require: Require,
-    pub allow_unauthenticated: bool,
-    pub forward_authorization: bool,
-    pub htpasswd: Option<HtpasswdConfig>,
-    pub throttle_max_failures: u32,
-    pub throttle_window: Duration,
-    pub cache_ttl: Duration,
-    pub cache_capacity: usize,
-    pub token: Option<super::access::TokenConfig>,
-}
 
 /// Loads the client CA files and CRLs.
 pub fn parse_client_auth(

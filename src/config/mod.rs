@@ -11,40 +11,19 @@ pub mod file;
 mod parse;
 mod unknown;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::auth::settings::{AuthConfig, HtpasswdConfig, TokenConfig};
 use crate::headers::TrustedProxies;
-use crate::tls::certs::{load_server_identity, ServerIdentity};
-pub use access::TokenConfig;
-pub use auth::{AuthConfig, ClientAuthConfig, HtpasswdConfig};
+use crate::tls::certs::load_server_identity;
+pub use crate::tls::settings::{ClientAuthConfig, TlsConfig, TlsVersion};
 pub use file::LogFormat;
 use file::{FileConfig, FileTls, FileTlsVersion};
 use parse::{default_threads, parse_admin, parse_cidrs, parse_listen, parse_upstreams};
 
-/// One thing wrong with the configuration: the TOML key and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
+pub use crate::problem::Problem;
 
 /// Every problem found in one configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -60,24 +39,6 @@ fn list(problems: &[Problem]) -> String {
         .map(|p| format!("  - {p}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Lowest accepted TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    Tls12,
-    Tls13,
-}
-
-/// `[tls]`, checked: the identity is loaded and matches.
-#[derive(Debug, Clone)]
-pub struct TlsConfig {
-    pub certificate: PathBuf,
-    pub key: PathBuf,
-    pub min_version: TlsVersion,
-    pub http2: bool,
-    pub identity: ServerIdentity,
-    pub client_auth: Option<ClientAuthConfig>,
 }
 
 /// The backend registry.

@@ -14,7 +14,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::config::Problem;
+use crate::problem::Problem;
 
 /// A certificate expiring sooner than this is reported as a warning.
 const EXPIRY_WARNING_DAYS: i64 = 30;

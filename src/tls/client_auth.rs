@@ -26,7 +26,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::config::Problem;
+use crate::problem::Problem;
 
 /// `tls.client_auth.mode`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,7 @@ pub fn build_verifier(
         return Err(problems);
     }
     let provider = Arc::new(crate::tls::crypto_provider(
-        crate::config::TlsVersion::Tls12,
+        super::settings::TlsVersion::Tls12,
     ));
     let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
         .with_crls(revocations);

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod client_auth;
+pub mod settings;
 
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use rustls::sign::CertifiedKey;
 use arc_swap::ArcSwap;
 use rustls::server::danger::ClientCertVerifier as _;
 
-use crate::config::{TlsConfig, TlsVersion};
 use client_auth::{ClientAuthMode, LiveVerifier, PeerMap, UserFrom};
+use settings::{TlsConfig, TlsVersion};
 
 /// The process-wide rustls provider: ring (the one pingora's rustls build uses), restricted
 /// to TLS 1.3 cipher suites when `tls.min_version = "1.3"`.

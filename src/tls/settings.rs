@@ -1,0 +1,38 @@
+//! The validated `[tls]` settings (built by `config/`, used by the listener and reload).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::server::danger::ClientCertVerifier;
+
+use super::certs::ServerIdentity;
+use super::client_auth::{ClientAuthMode, UserFrom};
+
+/// Lowest accepted TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// `[tls]`, checked: the identity is loaded and matches.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub min_version: TlsVersion,
+    pub http2: bool,
+    pub identity: ServerIdentity,
+    pub client_auth: Option<ClientAuthConfig>,
+}
+
+/// `[tls.client_auth]`, checked: CA files and CRLs loaded into a verifier.
+#[derive(Debug, Clone)]
+pub struct ClientAuthConfig {
+    pub mode: ClientAuthMode,
+    pub user_from: UserFrom,
+    pub cas: Vec<PathBuf>,
+    pub crls: Vec<PathBuf>,
+    /// The WebPki verifier for `cas` and `crls` (the listener wraps it to log refusals).
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
