@@ -12,7 +12,9 @@ use crate::auth::acl::{Acl, Decision};
 use crate::auth::scope::Action;
 use crate::auth::scope::{required_scopes, RouteError, Scope};
 use crate::auth::token::now;
-use crate::auth::token_endpoint::{parse_get, parse_post, GrantKind, TokenRequest, TokenResponse};
+use crate::auth::token_endpoint::{
+    parse_get, parse_post, GrantKind, RequestError, TokenRequest, TokenResponse,
+};
 use crate::auth::{show, Attempt, Authenticator, Failure, Method, Principal};
 use crate::config::{Config, TokenConfig};
 use crate::errors::GatewayError;
@@ -225,7 +227,7 @@ impl Access {
             .as_deref()
             .is_some_and(|s| s != token.service)
         {
-            return Err(GatewayError::TokenRequest("invalid_request"));
+            return Err(GatewayError::TokenRequest(RequestError::InvalidRequest));
         }
         let principal = self.token_principal(token, &request, req).await?;
         let body = self
@@ -265,7 +267,7 @@ impl Access {
                 let (user, method) = token
                     .signer
                     .check_refresh_token(refresh, &token.own_key)
-                    .map_err(|_| GatewayError::TokenRequest("invalid_grant"))?;
+                    .map_err(|_| GatewayError::TokenRequest(RequestError::InvalidGrant))?;
                 self.recheck_refresh(user, method.as_deref(), req)
             }
         }
@@ -291,7 +293,7 @@ impl Access {
             Some(CERTIFICATE) if by_certificate() => Method::Certificate,
             None if by_password() => Method::Basic,
             None if by_certificate() => Method::Certificate,
-            _ => return Err(GatewayError::TokenRequest("invalid_grant")),
+            _ => return Err(GatewayError::TokenRequest(RequestError::InvalidGrant)),
         };
         Ok(Principal { user, method })
     }

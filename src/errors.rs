@@ -49,7 +49,7 @@ pub enum GatewayError {
     /// A push or delete while `read_only = true`.
     ReadOnly,
     /// An OAuth2 error at the token endpoint (`invalid_request`, `unsupported_grant_type`, ...).
-    TokenRequest(&'static str),
+    TokenRequest(crate::auth::token_endpoint::RequestError),
 }
 
 /// The complete answer for a [`GatewayError`]: status, headers and body.
@@ -161,7 +161,7 @@ impl GatewayError {
         let (status, code, message) = self.parts();
         let body = match self {
             Self::TokenRequest(error) => {
-                let mut text = serde_json::json!({ "error": error }).to_string();
+                let mut text = serde_json::json!({ "error": error.code() }).to_string();
                 text.push('\n');
                 Bytes::from(text)
             }
@@ -356,7 +356,10 @@ mod tests {
                 {"Type": "repository", "Class": "", "Name": "a/b", "Action": "push"}
             ])
         );
-        let token = GatewayError::TokenRequest("unsupported_grant_type").response(false);
+        let token = GatewayError::TokenRequest(
+            crate::auth::token_endpoint::RequestError::UnsupportedGrantType,
+        )
+        .response(false);
         assert_eq!(&token.body[..], b"{\"error\":\"unsupported_grant_type\"}\n");
         assert_eq!(GatewayError::ReadOnly.status().as_u16(), 405);
     }

@@ -18,6 +18,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 use crate::access::{registry_params, Access, RequestFacts};
 use crate::access_log;
 use crate::audit::Audit;
+use crate::auth::token_endpoint::RequestError;
 use crate::auth::token_endpoint::MAX_FORM;
 use crate::backends::{self, OpenRegistry, Pool};
 use crate::config::Config;
@@ -192,7 +193,8 @@ impl Gateway {
             match read_form(session).await? {
                 Some(form) => body = Some(form),
                 None => {
-                    let answer = GatewayError::TokenRequest("invalid_request").response(false);
+                    let answer =
+                        GatewayError::TokenRequest(RequestError::InvalidRequest).response(false);
                     return write_answer(session, &answer).await;
                 }
             }

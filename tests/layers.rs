@@ -21,8 +21,17 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             if !name.ends_with(".rs") || name.ends_with("tests.rs") {
                 continue;
             }
-            let relative = path.strip_prefix(&src).unwrap().to_string_lossy().to_string();
-            let module = relative.split('/').next().unwrap().trim_end_matches(".rs").to_string();
+            let relative = path
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            let module = relative
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
             if module == "lib" || module == "main" {
                 continue;
             }

@@ -33,8 +33,24 @@ pub struct TokenRequest {
     pub is_post: bool,
 }
 
-/// Why a token request is malformed: the OAuth2 `error` code.
-pub type RequestError = &'static str;
+/// Why a token request is refused: the OAuth2 `error` codes the endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+}
+
+impl RequestError {
+    /// The `error` value of the answer (RFC 6749 §5.2).
+    pub fn code(self) -> &'static str {
+        match self {
+            RequestError::InvalidRequest => "invalid_request",
+            RequestError::InvalidGrant => "invalid_grant",
+            RequestError::UnsupportedGrantType => "unsupported_grant_type",
+        }
+    }
+}
 
 fn pairs(raw: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(raw).into_owned().collect()
@@ -67,15 +83,15 @@ pub fn parse_get(query: Option<&str>) -> TokenRequest {
 /// The OAuth2 form of `POST /auth/token`.
 pub fn parse_post(body: &[u8]) -> Result<TokenRequest, RequestError> {
     if body.len() > MAX_FORM {
-        return Err("invalid_request");
+        return Err(RequestError::InvalidRequest);
     }
     let pairs = pairs(body);
     let grant = match first(&pairs, "grant_type") {
         Some("password") => {
             let user = first(&pairs, "username")
                 .filter(|u| !u.is_empty())
-                .ok_or("invalid_request")?;
-            let password = first(&pairs, "password").ok_or("invalid_request")?;
+                .ok_or(RequestError::InvalidRequest)?;
+            let password = first(&pairs, "password").ok_or(RequestError::InvalidRequest)?;
             GrantKind::Password(Credentials {
                 user: user.to_string(),
                 password: password.to_string(),
@@ -83,11 +99,11 @@ pub fn parse_post(body: &[u8]) -> Result<TokenRequest, RequestError> {
         }
         Some("refresh_token") => GrantKind::Refresh(
             first(&pairs, "refresh_token")
-                .ok_or("invalid_request")?
+                .ok_or(RequestError::InvalidRequest)?
                 .to_string(),
         ),
-        Some(_) => return Err("unsupported_grant_type"),
-        None => return Err("invalid_request"),
+        Some(_) => return Err(RequestError::UnsupportedGrantType),
+        None => return Err(RequestError::InvalidRequest),
     };
     Ok(TokenRequest {
         grant,
@@ -152,20 +168,20 @@ mod tests {
         assert_eq!(refresh.grant, GrantKind::Refresh("abc".into()));
         assert_eq!(
             parse_post(b"grant_type=client_credentials"),
-            Err("unsupported_grant_type")
+            Err(RequestError::UnsupportedGrantType)
         );
         assert_eq!(
             parse_post(b"grant_type=password&username=alice"),
-            Err("invalid_request")
+            Err(RequestError::InvalidRequest)
         );
         assert_eq!(
             parse_post(b"grant_type=password&username=&password=x"),
-            Err("invalid_request")
+            Err(RequestError::InvalidRequest)
         );
-        assert_eq!(parse_post(b""), Err("invalid_request"));
+        assert_eq!(parse_post(b""), Err(RequestError::InvalidRequest));
         assert_eq!(
             parse_post(&vec![b'a'; MAX_FORM + 1]),
-            Err("invalid_request")
+            Err(RequestError::InvalidRequest)
         );
     }
 }
