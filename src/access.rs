@@ -16,10 +16,10 @@ use crate::auth::token_endpoint::{
     parse_get, parse_post, GrantKind, RequestError, TokenRequest, TokenResponse,
 };
 use crate::auth::{show, Attempt, Authenticator, Failure, Method, Principal};
+use crate::clock::format_time;
 use crate::config::{Config, TokenConfig};
 use crate::errors::GatewayError;
 use crate::params::{is_form_content_type, Params};
-use crate::tls::certs::format_time;
 use crate::tls::client_auth::ClientIdentity;
 
 /// How a refresh token's subject first proved who they are (its `auth_method` claim).

@@ -123,9 +123,7 @@ pub fn log_request(
 ) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
-    let client = client_ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "-".to_string());
+    let client = crate::clock::or_dash(client_ip);
     let http = if session.is_http2() { "h2" } else { "http/1.1" };
     tracing::info!(
         target: ACCESS_TARGET,

@@ -12,9 +12,10 @@ use pingora::protocols::http::ServerSession;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backends::{states, Pool};
+use crate::clock::unix_now;
 use crate::metrics::{label, Metrics};
 use crate::reload::Reloader;
-use crate::tls::certs::{read_certificates, unix_now};
+use crate::tls::certs::read_certificates;
 
 /// Serves the admin paths.
 pub struct AdminApp {

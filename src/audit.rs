@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::tls::certs::{format_time, unix_now};
+use crate::clock::{format_time, unix_now};
 
 /// One audit event.
 #[derive(Debug, Serialize)]

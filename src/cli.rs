@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::format_time;
 use crate::config::Config;
-use crate::tls::certs::format_time;
 use crate::{access_log, devcerts, server};
 
 /// TLS-terminating gateway for container registries.

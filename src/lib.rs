@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod backends;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod devcerts;
 pub mod errors;

@@ -65,9 +65,7 @@ fn moved(socket: Option<&SocketDigest>) -> Option<(u64, u64)> {
 
 /// The client address for log lines, `-` when unknown.
 fn show_peer(socket: Option<&SocketDigest>) -> String {
-    socket
-        .and_then(|s| s.peer_addr())
-        .map_or_else(|| "-".to_string(), |a| a.to_string())
+    crate::clock::or_dash(socket.and_then(|s| s.peer_addr()))
 }
 
 /// A server app whose client connections are [`Watched`].

@@ -246,7 +246,7 @@ fn cert_principal(user: Option<String>) -> Result<Principal, Failure> {
 
 /// A client address for log lines, `-` when unknown.
 pub(crate) fn show(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())
+    crate::clock::or_dash(ip)
 }
 
 #[cfg(test)]

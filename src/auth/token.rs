@@ -6,7 +6,7 @@
 //! `rootcertbundle`) and `x5c` (the signing certificate, which 2.8 and 3.x both verify
 //! against that bundle; distribution#4533).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -100,9 +100,7 @@ fn base32(bytes: &[u8]) -> String {
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_now().max(0) as u64
 }
 
 /// A public key the gateway trusts for tokens, with the issuer it must name.
