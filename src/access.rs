@@ -376,3 +376,7 @@ fn bearer(authorization: Option<&[u8]>) -> Option<&str> {
     let (scheme, token) = text.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
+
+#[cfg(test)]
+#[path = "access_tests.rs"]
+mod tests;
