@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod observe;
 pub mod params;
+pub mod pingora_fixes;
 pub mod problem;
 pub mod proxy;
 pub mod registry;

@@ -30,6 +30,7 @@ use crate::lifecycle::{InFlight, InFlightGuard};
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::params::Params;
+use crate::pingora_fixes;
 use crate::registry::{classify, is_version_check, version_check_response, Route};
 use crate::tls::client_auth::ClientIdentity;
 
@@ -271,11 +272,7 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(Some(t.keepalive.as_secs()));
         // Requests pipelined behind this one are answered in order (RFC 9112 §9.3.2); without
         // this, pingora answered the first and closed the connection.
-        session.set_pipelining_enabled(true);
-        if connection_plan(session.req_header()).options == Some("close") {
-            // pingora reads only the first `Connection` header; `close` in any one counts.
-            session.set_keepalive(None);
-        }
+        pingora_fixes::per_request(session);
         let path = session.req_header().uri.path();
         ctx.route = match self.access.load().token_path() {
             Some(token_path) if token_path == path => Route::Token,
@@ -312,7 +309,7 @@ impl ProxyHttp for Gateway {
                     Ok(true)
                 }
                 None => {
-                    settle_connection_header(session.req_header_mut());
+                    pingora_fixes::settle_connection_header(session.req_header_mut());
                     Ok(false)
                 }
                 Some(refusal) => {
@@ -341,7 +338,7 @@ impl ProxyHttp for Gateway {
     }
 
     /// Works around pingora 0.9.1 writing the chunked terminator twice (see
-    /// [`drop_empty_final_chunk`]).
+    /// [`pingora_fixes::drop_empty_final_chunk`]).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -349,7 +346,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         _ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        drop_empty_final_chunk(body, end_of_stream);
+        pingora_fixes::drop_empty_final_chunk(body, end_of_stream);
         Ok(())
     }
 
@@ -483,43 +480,6 @@ impl ProxyHttp for Gateway {
         if self.config.log.access {
             access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }
-    }
-}
-
-/// pingora 0.9.1 (issue #935, fix PR #936 not yet released): when an HTTP/2 client ends a
-/// request body with an empty DATA frame carrying END_STREAM (Go clients such as crane,
-/// `curl --http2 -T -`), the HTTP/1.1 upstream writer encodes the empty write as the
-/// chunked terminator `0\r\n\r\n` and then writes it again when finishing. The registry
-/// answers the extra bytes with a bare 400 and the next request on that pooled connection
-/// fails. An empty last chunk is therefore handed on as "no data, end of body", which
-/// pingora finishes with exactly one terminator. Remove once pingora ships the fix.
-fn drop_empty_final_chunk(body: &mut Option<Bytes>, end_of_stream: bool) {
-    if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
-        *body = None;
-    }
-}
-
-/// What the request's `Connection` headers ask for.
-fn connection_plan(req: &RequestHeader) -> crate::hop_by_hop::ConnectionPlan {
-    crate::hop_by_hop::plan(
-        req.headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .map(|v| v.as_bytes()),
-    )
-}
-
-/// Removes the headers the client's `Connection` names (see `hop_by_hop.rs`) and keeps only
-/// `close`/`keep-alive` in it, so pingora neither forwards them nor refuses the request.
-fn settle_connection_header(req: &mut RequestHeader) {
-    let plan = connection_plan(req);
-    for name in &plan.remove {
-        req.remove_header(name.as_str());
-    }
-    req.remove_header(&http::header::CONNECTION);
-    if let Some(options) = plan.options {
-        // A static token: always a valid header value.
-        let _ = req.insert_header(http::header::CONNECTION, options);
     }
 }
 
