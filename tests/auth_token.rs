@@ -349,34 +349,42 @@ fn token_registry(issuer: &str, service: &str, cert: &Path) -> common::Registry 
     ))
 }
 
-#[test]
-fn the_real_registry_in_token_mode_accepts_portcullis_tokens() {
-    let setup = Setup::new();
-    let registry = token_registry("portcullis-test", SERVICE, &setup.cert);
+/// The registry in token mode trusting `bundle`, behind Portcullis forwarding the Bearer
+/// token (so the registry verifies it as well); also the registry's own URL.
+fn token_mode_stack(setup: &Setup, bundle: &Path) -> (Stack, String) {
+    let registry = token_registry("portcullis-test", SERVICE, bundle);
     let url = format!("http://127.0.0.1:{}", registry.port);
-    // Portcullis forwards the Bearer token, so the registry verifies it as well.
     let pki = common::Pki::new();
     let gw = common::Gateway::start(
         &url,
         &pki,
         &setup.config("auth.forward_authorization = true"),
     );
-    let stack = Stack { registry, pki, gw };
+    (Stack { registry, pki, gw }, url)
+}
+
+/// The status the registry at `url` answers `GET path` with, sending `headers` (curl).
+fn registry_status(url: &str, path: &str, headers: &[&str]) -> String {
+    let out = std::process::Command::new(common::require_tool("curl"))
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(headers.iter().flat_map(|h| ["-H", h]))
+        .arg(format!("{url}{path}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_real_registry_in_token_mode_accepts_portcullis_tokens() {
+    let setup = Setup::new();
+    let (stack, url) = token_mode_stack(&setup, &setup.cert);
     let alice = token_string(&token(
         &stack,
         Some("alice:wonderland"),
         &["repository:team-a/app:pull,push"],
     ));
 
-    let get = |path: &str, headers: &[&str]| {
-        let out = std::process::Command::new(common::require_tool("curl"))
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-            .args(headers.iter().flat_map(|h| ["-H", h]))
-            .arg(format!("{url}{path}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let get = |path: &str, headers: &[&str]| registry_status(&url, path, headers);
     assert_eq!(
         get("/v2/team-a/app/tags/list", &[]),
         "401",
@@ -455,15 +463,7 @@ fn tokens_signed_under_an_intermediate_carry_the_chain_and_the_registry_accepts_
     let root_file = setup.dir.path().join("root.crt");
     std::fs::write(&root_file, root.cert_pem()).unwrap();
 
-    let registry = token_registry("portcullis-test", SERVICE, &root_file);
-    let url = format!("http://127.0.0.1:{}", registry.port);
-    let pki = common::Pki::new();
-    let gw = common::Gateway::start(
-        &url,
-        &pki,
-        &setup.config("auth.forward_authorization = true"),
-    );
-    let stack = Stack { registry, pki, gw };
+    let (stack, url) = token_mode_stack(&setup, &root_file);
     let alice = token_string(&token(
         &stack,
         Some("alice:wonderland"),
@@ -475,22 +475,8 @@ fn tokens_signed_under_an_intermediate_carry_the_chain_and_the_registry_accepts_
         Some(2),
         "signing certificate and intermediate"
     );
-    let status = |bearer_header: &str| {
-        let out = std::process::Command::new(common::require_tool("curl"))
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-H",
-                bearer_header,
-            ])
-            .arg(format!("{url}/v2/team-a/app/tags/list"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let status =
+        |bearer_header: &str| registry_status(&url, "/v2/team-a/app/tags/list", &[bearer_header]);
     assert_eq!(
         status(&bearer(&alice)),
         "404",
