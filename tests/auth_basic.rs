@@ -200,31 +200,42 @@ fn repeated_failures_get_429_with_retry_after() {
     }
 }
 
-/// Parallel wrong passwords from one address: the throttle reserves a slot before bcrypt,
-/// so no more than `max_failures` of them are checked; the rest get 429 without bcrypt.
-#[test]
-fn parallel_wrong_passwords_reach_bcrypt_at_most_max_failures_times() {
+/// Basic auth with bcrypt cost 10 (each check long enough for parallel requests to
+/// overlap) and `max_failures` per 120 s window.
+fn slow_bcrypt_stack(max_failures: u32) -> (Stack, tempfile::TempDir) {
     let users = tempfile::tempdir().unwrap();
-    // Cost 10: each check takes long enough for all forty requests to overlap.
     let path = htpasswd(users.path(), 10);
     let stack = Stack::start(&format!(
-        "[auth.htpasswd]\npath = \"{}\"\n[auth.throttle]\nmax_failures = 5\nwindow = 120",
+        "[auth.htpasswd]\npath = \"{}\"\n[auth.throttle]\nmax_failures = {max_failures}\nwindow = 120",
         path.display()
     ));
-    let start = std::sync::Barrier::new(40);
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..40)
-            .map(|n| {
-                let (stack, start) = (&stack, &start);
+    (stack, users)
+}
+
+/// `GET /v2/` sent `n` times at once from one address, request `i` with `creds(i)`;
+/// the statuses in request order.
+fn parallel_statuses(stack: &Stack, n: usize, creds: impl Fn(usize) -> String + Sync) -> Vec<u16> {
+    let start = std::sync::Barrier::new(n);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..n)
+            .map(|i| {
+                let (start, creds) = (&start, &creds);
                 s.spawn(move || {
                     start.wait();
-                    let creds = format!("alice:guess{n}");
-                    stack.request("GET", "/v2/", &[&basic(&creds)]).status
+                    stack.request("GET", "/v2/", &[&basic(&creds(i))]).status
                 })
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
-    });
+    })
+}
+
+/// Parallel wrong passwords from one address: the throttle reserves a slot before bcrypt,
+/// so no more than `max_failures` of them are checked; the rest get 429 without bcrypt.
+#[test]
+fn parallel_wrong_passwords_reach_bcrypt_at_most_max_failures_times() {
+    let (stack, _users) = slow_bcrypt_stack(5);
+    let statuses = parallel_statuses(&stack, 40, |n| format!("alice:guess{n}"));
     let wrong = statuses.iter().filter(|s| **s == 401).count();
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((wrong, throttled), (5, 35), "{statuses:?}");
@@ -246,26 +257,8 @@ fn parallel_wrong_passwords_reach_bcrypt_at_most_max_failures_times() {
 /// the checks beyond the free slots wait for a running one instead of being refused.
 #[test]
 fn parallel_right_passwords_all_pass_the_throttle() {
-    let users = tempfile::tempdir().unwrap();
-    let path = htpasswd(users.path(), 10);
-    let stack = Stack::start(&format!(
-        "[auth.htpasswd]\npath = \"{}\"\n[auth.throttle]\nmax_failures = 2\nwindow = 120",
-        path.display()
-    ));
-    let start = std::sync::Barrier::new(20);
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..20)
-            .map(|_| {
-                let (stack, start) = (&stack, &start);
-                s.spawn(move || {
-                    start.wait();
-                    let r = stack.request("GET", "/v2/", &[&basic("alice:wonderland")]);
-                    r.status
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
-    });
+    let (stack, _users) = slow_bcrypt_stack(2);
+    let statuses = parallel_statuses(&stack, 20, |_| "alice:wonderland".to_string());
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
 
