@@ -6,7 +6,9 @@ use super::cache::CredentialCache;
 use super::htpasswd::HtpasswdDb;
 use super::*;
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
+/// Runs `f` to completion on a fresh current-thread runtime (also used by the throttle's
+/// tests).
+pub(in crate::auth) fn run<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,13 +4,7 @@ use super::*;
 
 const IP: &str = "192.0.2.1";
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use crate::auth::tests::run;
 
 fn ip(text: &str) -> Option<IpAddr> {
     Some(text.parse().unwrap())
