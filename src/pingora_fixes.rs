@@ -18,17 +18,23 @@ use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
+use crate::hop_by_hop::ConnectionPlan;
+
 /// Per request, before anything else (`early_request_filter`):
 /// - pipelining is off by default in pingora 0.9, and pipelined bytes then make it answer
 ///   the first request and close; requests pipelined behind this one are answered in order
 ///   (RFC 9112 §9.3.2);
 /// - pingora reads only the first `Connection` header for `close`; `close` in any one
 ///   counts.
-pub fn per_request(session: &mut Session) {
+///
+/// Returns the request's [`ConnectionPlan`], read once, for [`settle_connection_header`].
+pub fn per_request(session: &mut Session) -> ConnectionPlan {
     session.set_pipelining_enabled(true);
-    if connection_plan(session.req_header()).options == Some("close") {
+    let plan = connection_plan(session.req_header());
+    if plan.options == Some("close") {
         session.set_keepalive(None);
     }
+    plan
 }
 
 /// pingora 0.9.1 (issue #935, fix PR #936 not yet released): when an HTTP/2 client ends a
@@ -45,7 +51,7 @@ pub fn drop_empty_final_chunk(body: &mut Option<Bytes>, end_of_stream: bool) {
 }
 
 /// What the request's `Connection` headers ask for.
-fn connection_plan(req: &RequestHeader) -> crate::hop_by_hop::ConnectionPlan {
+fn connection_plan(req: &RequestHeader) -> ConnectionPlan {
     crate::hop_by_hop::plan(
         req.headers
             .get_all(http::header::CONNECTION)
@@ -56,8 +62,7 @@ fn connection_plan(req: &RequestHeader) -> crate::hop_by_hop::ConnectionPlan {
 
 /// Removes the headers the client's `Connection` names (see `hop_by_hop.rs`) and keeps only
 /// `close`/`keep-alive` in it, so pingora neither forwards them nor refuses the request.
-pub fn settle_connection_header(req: &mut RequestHeader) {
-    let plan = connection_plan(req);
+pub fn settle_connection_header(req: &mut RequestHeader, plan: &ConnectionPlan) {
     for name in &plan.remove {
         req.remove_header(name.as_str());
     }

@@ -60,6 +60,8 @@ pub struct RequestCtx {
     /// The request target the registry gets: the checked path and the query rebuilt from
     /// what the gateway parsed and authorized (see [`crate::params`]).
     upstream_target: Option<http::Uri>,
+    /// What the client's `Connection` headers ask for (read in `early_request_filter`).
+    connection: crate::hop_by_hop::ConnectionPlan,
     /// When the request went to the registry, for the latency histogram.
     upstream_sent: Option<Instant>,
     _in_flight: InFlightGuard,
@@ -254,6 +256,7 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             user: None,
             upstream_target: None,
+            connection: Default::default(),
             upstream_sent: None,
             _in_flight: self.in_flight.enter(),
         }
@@ -272,7 +275,7 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(Some(t.keepalive.as_secs()));
         // Requests pipelined behind this one are answered in order (RFC 9112 §9.3.2); without
         // this, pingora answered the first and closed the connection.
-        pingora_fixes::per_request(session);
+        ctx.connection = pingora_fixes::per_request(session);
         let path = session.req_header().uri.path();
         ctx.route = match self.access.load().token_path() {
             Some(token_path) if token_path == path => Route::Token,
@@ -309,7 +312,10 @@ impl ProxyHttp for Gateway {
                     Ok(true)
                 }
                 None => {
-                    pingora_fixes::settle_connection_header(session.req_header_mut());
+                    pingora_fixes::settle_connection_header(
+                        session.req_header_mut(),
+                        &ctx.connection,
+                    );
                     Ok(false)
                 }
                 Some(refusal) => {

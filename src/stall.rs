@@ -191,8 +191,8 @@ impl Watched {
         poll: Poll<std::io::Result<T>>,
     ) -> Poll<std::io::Result<T>> {
         match poll {
-            Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending => self.blocked(cx),
+            ready => ready,
         }
     }
 }
