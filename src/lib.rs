@@ -1,32 +1,20 @@
 #![forbid(unsafe_code)]
 //! Portcullis: a TLS-terminating gateway for container registries, on pingora.
 //!
-//! Pure protocol logic lives in [`registry`], [`headers`] and [`errors`]; [`config`] turns the
-//! TOML into a validated [`config::Config`]; [`proxy`] wires pingora's hooks to them.
+//! Layers, each using only those above it: [`problem`] and [`clock`] (vocabulary);
+//! [`registry`] (the registry protocol, pure); [`tls`] and [`auth`] (the two ways to prove
+//! who you are, and what a principal may do); [`config`] (the file turned into each domain's
+//! settings); [`pingora_fixes`] (every workaround for what pingora lacks); [`gateway`] (one
+//! access decision per request and the pingora hooks that wire it); [`runtime`] (the shared
+//! state, reload, server, admin listener, metrics, audit and logs); [`cli`] (the commands).
 
-pub mod access;
-pub mod access_log;
-pub mod admin;
-pub mod audit;
 pub mod auth;
-pub mod backends;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod devcerts;
-pub mod errors;
-pub mod explain;
-pub mod headers;
-pub mod hop_by_hop;
-pub mod lifecycle;
-pub mod metrics;
-pub mod observe;
-pub mod params;
+pub mod gateway;
 pub mod pingora_fixes;
 pub mod problem;
-pub mod proxy;
 pub mod registry;
-pub mod reload;
-pub mod server;
-pub mod stall;
+pub mod runtime;
 pub mod tls;

@@ -9,7 +9,7 @@ use base64::Engine;
 use common::client::{request, send, Response};
 use common::{oci, skopeo, Gateway, Pki, Registry, Stack};
 use portcullis::auth::htpasswd::hash_line;
-use portcullis::errors::API_VERSION_HEADER;
+use portcullis::registry::answers::API_VERSION_HEADER;
 
 const UNAUTHORIZED_BODY: &str = "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":null}]}\n";
 
@@ -362,7 +362,7 @@ fn credentials_never_reach_the_log_even_at_trace_level() {
 #[test]
 fn client_supplied_values_cannot_forge_log_lines() {
     let (stack, _users) = basic_stack("");
-    let forged = "INFO portcullis::access: request client=6.6.6.6 status=200 user=admin";
+    let forged = "INFO portcullis::gateway::decide: request client=6.6.6.6 status=200 user=admin";
     for name in [
         format!("x\n{forged}"),
         format!("x\r{forged}"),
@@ -377,7 +377,7 @@ fn client_supplied_values_cannot_forge_log_lines() {
     assert!(log.contains("authentication failed"), "{log}");
     for line in log.lines() {
         assert!(
-            !line.starts_with("INFO portcullis::access"),
+            !line.starts_with("INFO portcullis::gateway::decide"),
             "forged line: {line}"
         );
         assert!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::client::{try_request, ClientCert};
 use common::{oci, skopeo, Stack};
-use portcullis::devcerts::{issue, revocation_list, Issued, Kind, Spec};
+use portcullis::cli::devcerts::{issue, revocation_list, Issued, Kind, Spec};
 use time::{Duration, OffsetDateTime};
 
 /// A client CA with certificates issued by it (and one by a stranger), written to files.

@@ -9,7 +9,7 @@ use std::path::Path;
 use common::tokens::{basic, bearer, payload, post_form, token, token_string, Setup, SERVICE};
 use common::{oci, skopeo, Stack};
 
-use portcullis::errors::API_VERSION_HEADER;
+use portcullis::registry::answers::API_VERSION_HEADER;
 
 #[test]
 fn token_endpoint_grants_what_the_acl_allows() {
@@ -151,9 +151,10 @@ fn token_requests_log_the_user_and_escape_names() {
         "{log}"
     );
     assert!(
-        log.lines().all(|l| !l.starts_with("portcullis::access")
-            && !l.contains('\u{1b}')
-            && !l.contains('\0')),
+        log.lines()
+            .all(|l| !l.starts_with("portcullis::gateway::decide")
+                && !l.contains('\u{1b}')
+                && !l.contains('\0')),
         "no forged line: {log}"
     );
     assert!(log.contains("\\n"), "the newline is escaped: {log}");
@@ -441,7 +442,7 @@ fn the_real_registry_in_token_mode_accepts_portcullis_tokens() {
 /// and signing keys can rotate under one long-lived root.
 #[test]
 fn tokens_signed_under_an_intermediate_carry_the_chain_and_the_registry_accepts_them() {
-    use portcullis::devcerts::{issue, Kind, Spec};
+    use portcullis::cli::devcerts::{issue, Kind, Spec};
     let setup = Setup::new();
     let root = issue(&Spec::new("token root", &[], Kind::Ca, 30), None).unwrap();
     let intermediate = issue(

@@ -165,8 +165,9 @@ fn shipped_configs_are_valid() {
     let root = tempfile::tempdir().unwrap();
     let conf = root.path().join("conf");
     fs::create_dir_all(conf.join("examples")).unwrap();
-    portcullis::devcerts::write_dev_set(&root.path().join("certs/dev"), &["localhost"]).unwrap();
-    portcullis::devcerts::write_token_key(&root.path().join("certs/token"), "t", 30).unwrap();
+    portcullis::cli::devcerts::write_dev_set(&root.path().join("certs/dev"), &["localhost"])
+        .unwrap();
+    portcullis::cli::devcerts::write_token_key(&root.path().join("certs/token"), "t", 30).unwrap();
     fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/acl.toml"),
         conf.join("acl.toml"),

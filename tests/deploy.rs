@@ -44,9 +44,11 @@ fn kubernetes_validate(path: &Path) -> Output {
 fn check_embedded_config(toml: &str, tls_names: (&str, &str)) -> Output {
     let root = tempfile::tempdir().unwrap();
     let etc = root.path().join("etc");
-    let set =
-        portcullis::devcerts::write_dev_set(&root.path().join("pki"), &["registry.example.com"])
-            .unwrap();
+    let set = portcullis::cli::devcerts::write_dev_set(
+        &root.path().join("pki"),
+        &["registry.example.com"],
+    )
+    .unwrap();
     let text = toml.replace("/etc/portcullis", etc.to_str().unwrap());
     let config = etc.join("portcullis.toml");
     fs::create_dir_all(etc.join("tls")).unwrap();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Registry, Stack};
-use portcullis::errors::API_VERSION_HEADER;
+use portcullis::registry::answers::API_VERSION_HEADER;
 
 /// Waits for the registry's "response completed" line for the request with `user_agent`.
 fn registry_line(registry: &Registry, user_agent: &str) -> String {
@@ -333,7 +333,7 @@ fn access_log_can_be_json() {
     let access = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["target"] == "portcullis::access")
+        .find(|v| v["target"] == "portcullis::gateway::decide")
         .unwrap_or_else(|| panic!("no JSON access line in:\n{log}"));
     assert_eq!(access["method"], "GET");
     assert_eq!(access["path"], "/v2/");

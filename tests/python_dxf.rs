@@ -51,7 +51,8 @@ impl Setup {
 
     fn config(&self) -> String {
         let (key, cert) =
-            portcullis::devcerts::write_token_key(self.dir.path(), "dxf token signer", 30).unwrap();
+            portcullis::cli::devcerts::write_token_key(self.dir.path(), "dxf token signer", 30)
+                .unwrap();
         format!(
             r#"[auth.htpasswd]
 path = "{htpasswd}"

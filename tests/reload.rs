@@ -254,7 +254,7 @@ fn rules_change_when_a_watched_file_changes() {
 /// certificate, and `/metrics` describes that one, not the new file's.
 #[test]
 fn a_tls_change_kept_for_a_restart_leaves_the_expiry_gauge_on_the_served_certificate() {
-    use portcullis::devcerts::{issue, Kind, Spec};
+    use portcullis::cli::devcerts::{issue, Kind, Spec};
     let stack = Stack::start("");
     let before = leaf_of(&stack.pki);
     let (_, metrics) = stack.gw.admin_get("/metrics");

@@ -13,7 +13,7 @@ use common::oci::{digest, random_bytes};
 use common::recorder::Recorder;
 use common::{Gateway, Pki, Stack};
 use portcullis::auth::htpasswd::hash_line;
-use portcullis::errors::API_VERSION_HEADER;
+use portcullis::registry::answers::API_VERSION_HEADER;
 
 /// A plain-HTTP request straight to the registry: (status, Location).
 fn direct(port: u16, method: &str, target: &str, body: &[u8]) -> (u16, Option<String>) {

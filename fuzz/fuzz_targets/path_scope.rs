@@ -14,10 +14,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::scope::{
+use portcullis::registry::scope::{
     is_repository_name, required_scopes, route, Action, Resource, Route, RouteError,
 };
-use portcullis::params::Params;
+use portcullis::registry::params::Params;
 
 const METHODS: [&str; 8] = [
     "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "get",

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::scope::{is_repository_name, parse_scopes, Resource};
+use portcullis::registry::scope::{is_repository_name, parse_scopes, Resource};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

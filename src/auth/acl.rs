@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::scope::{is_repository_name, Action, Resource, Scope};
+use crate::registry::scope::{is_repository_name, Action, Resource, Scope};
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

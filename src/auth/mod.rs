@@ -9,7 +9,6 @@ pub mod basic;
 pub mod cache;
 pub mod htpasswd;
 pub mod passwords;
-pub mod scope;
 pub mod settings;
 pub mod throttle;
 pub mod token;

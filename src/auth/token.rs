@@ -13,7 +13,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::scope::{Action, Resource};
+use crate::registry::scope::{Action, Resource};
 
 /// Clock skew allowed on `exp` and `nbf`, as registry:2 allows.
 pub const LEEWAY_SECONDS: u64 = 60;

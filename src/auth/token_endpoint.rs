@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::basic::Credentials;
-use super::scope::{parse_scopes, Scope};
+use crate::registry::scope::{parse_scopes, Scope};
 
 /// Largest POST form accepted.
 pub const MAX_FORM: usize = 64 * 1024;
@@ -138,7 +138,7 @@ impl TokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::scope::{Action, Resource};
+    use crate::registry::scope::{Action, Resource};
 
     #[test]
     fn get_collects_every_scope() {

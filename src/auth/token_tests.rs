@@ -1,5 +1,5 @@
 use super::*;
-use crate::devcerts::{issue, Kind, Spec};
+use crate::cli::devcerts::{issue, Kind, Spec};
 
 struct Keys {
     signer: Signer,

@@ -56,7 +56,7 @@ pub fn parse_auth(
         None => None,
     };
     let token = match &file.token {
-        Some(t) => super::access::parse_token(t, base)
+        Some(t) => super::token::parse_token(t, base)
             .map_err(|mut p| problems.append(&mut p))
             .ok(),
         None => None,

@@ -4,11 +4,12 @@
 //! file's folder, loads and checks certificates, and returns either a complete [`Config`] or
 //! every [`Problem`] found, each naming its TOML key and the fix.
 
-pub mod access;
+pub mod acl;
 pub mod auth;
 pub mod env;
 pub mod file;
 mod parse;
+pub mod token;
 mod unknown;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::auth::settings::{AuthConfig, HtpasswdConfig, TokenConfig};
-use crate::headers::TrustedProxies;
+use crate::registry::forwarding::TrustedProxies;
 use crate::tls::certs::load_server_identity;
 pub use crate::tls::settings::{ClientAuthConfig, TlsConfig, TlsVersion};
 pub use file::LogFormat;
@@ -193,7 +194,7 @@ impl Config {
             &mut problems,
         );
         let acl = collect(
-            access::parse_acl(
+            acl::parse_acl(
                 file.acl.as_ref(),
                 file.read_only,
                 file.auth.allow_unauthenticated,

@@ -4,7 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use super::file::{self, FileConfig};
 use super::{Problem, Upstream};
-use crate::headers::TrustedProxies;
+use crate::registry::forwarding::TrustedProxies;
 
 pub(super) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -1,6 +1,6 @@
 use super::parse::parse_upstream;
 use super::*;
-use crate::devcerts::{self, Kind, Spec};
+use crate::cli::devcerts::{self, Kind, Spec};
 
 /// A folder with a development certificate set, and a config text pointing at it.
 fn fixture() -> (tempfile::TempDir, String) {
@@ -260,9 +260,9 @@ fn optional_certificates_with_require_all_contradict() {
 #[test]
 fn token_section_with_trusted_issuers() {
     let (dir, text) = fixture();
-    crate::devcerts::write_token_key(dir.path(), "own", 30).unwrap();
+    crate::cli::devcerts::write_token_key(dir.path(), "own", 30).unwrap();
     let other = dir.path().join("other");
-    crate::devcerts::write_token_key(&other, "other", 30).unwrap();
+    crate::cli::devcerts::write_token_key(&other, "other", 30).unwrap();
     let token = format!(
         "{text}\n[auth.token]\nrealm = \"https://r.example/auth/token\"\nservice = \"r.example\"\nkey = \"token.key\"\ncertificate = \"token.crt\"\n[[auth.token.trust]]\nissuer = \"ci\"\ncertificates = \"other/token.crt\"\n"
     );

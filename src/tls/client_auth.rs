@@ -341,7 +341,7 @@ impl ClientCertVerifier for LiveVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devcerts::{issue, Kind, Spec};
+    use crate::cli::devcerts::{issue, Kind, Spec};
     use rustls_pki_types::pem::PemObject;
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis::devcerts;
+use portcullis::cli::devcerts;
 
 /// Fails the test, saying how to get `tool`, when it is not on PATH.
 pub fn require_tool(tool: &str) -> PathBuf {

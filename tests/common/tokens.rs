@@ -31,7 +31,8 @@ impl Setup {
             .join("\n");
         std::fs::write(dir.path().join("htpasswd"), format!("{users}\n")).unwrap();
         let (key, cert) =
-            portcullis::devcerts::write_token_key(dir.path(), "test token signer", 30).unwrap();
+            portcullis::cli::devcerts::write_token_key(dir.path(), "test token signer", 30)
+                .unwrap();
         Setup { dir, key, cert }
     }
 

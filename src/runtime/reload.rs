@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::access::Access;
 use crate::config::Config;
+use crate::gateway::decide::Access;
 use crate::tls::LiveTls;
 
 /// How often watched files are looked at.
@@ -24,7 +24,7 @@ pub struct Reloader {
     pub tls: Arc<LiveTls>,
     pub access: Arc<ArcSwap<Access>>,
     /// Kept across reloads (`audit.path` changes take a restart).
-    pub audit: Arc<crate::audit::Audit>,
+    pub audit: Arc<crate::runtime::audit::Audit>,
 }
 
 impl Reloader {

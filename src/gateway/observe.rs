@@ -3,11 +3,11 @@
 
 use std::net::IpAddr;
 
-use crate::audit::{Audit, Event};
-use crate::auth::scope::{route, Route as ApiRoute};
 use crate::auth::{Method, Principal};
-use crate::errors::GatewayError;
+use crate::registry::answers::GatewayError;
+use crate::registry::scope::{route, Route as ApiRoute};
 use crate::registry::Route;
+use crate::runtime::audit::{Audit, Event};
 
 /// The route class label of a request: manifest, blob, upload, tags, catalog, token, other.
 pub fn route_class(route_kind: Route, path: &str) -> &'static str {

@@ -140,7 +140,7 @@ impl GatewayError {
     fn detail(&self) -> serde_json::Value {
         match self {
             Self::BearerChallenge { scope, .. } if !scope.is_empty() => {
-                let records: Vec<serde_json::Value> = crate::auth::scope::parse_scopes(scope)
+                let records: Vec<serde_json::Value> = crate::registry::scope::parse_scopes(scope)
                     .iter()
                     .flat_map(|s| {
                         let (kind, name) = s.resource.type_and_name();

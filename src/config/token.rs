@@ -1,165 +1,16 @@
-//! Validating `[acl]`, `read_only` and `[auth.token]`.
+//! Validating `[auth.token]`: keys loaded, signer and verifier built.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{FileAcl, FileAclInclude, FileRule, FileToken};
+use super::file::FileToken;
 use super::{resolve_path, Problem, TokenConfig};
-use crate::auth::acl::{Acl, Pattern, Policy, Rule, Who};
-use crate::auth::scope::Action;
 use crate::auth::token::{
     trusted_key_from_certificate, trusted_keys_from_jwks, Signer, TrustedKey, Verifier,
 };
 use crate::tls::certs::read_certificates;
 
-/// Builds the ACL. `has_acl` false gives the policy without rules.
-pub fn parse_acl(
-    file: Option<&FileAcl>,
-    read_only: bool,
-    allow_unauthenticated: bool,
-    base: &Path,
-) -> Result<Acl, Vec<Problem>> {
-    let Some(file) = file else {
-        let policy = if allow_unauthenticated {
-            Policy::Everyone
-        } else {
-            Policy::Authenticated
-        };
-        return Ok(Acl {
-            read_only,
-            policy,
-            ..Acl::default()
-        });
-    };
-    let mut problems = Vec::new();
-    let mut groups = file.groups.clone();
-    let mut file_rules: Vec<(String, FileRule)> = file
-        .rules
-        .iter()
-        .cloned()
-        .map(|r| ("acl.rules".to_string(), r))
-        .collect();
-    if let Some(include) = &file.include {
-        let path = resolve_path(base, include);
-        match std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| toml::from_str::<FileAclInclude>(&t).map_err(|e| e.message().to_string()))
-        {
-            Ok(included) => {
-                for (name, members) in included.groups {
-                    if groups.insert(name.clone(), members).is_some() {
-                        problems.push(Problem::new(
-                            "acl.include",
-                            format!(
-                                "{}: group \"{name}\" is also defined in [acl.groups]",
-                                path.display()
-                            ),
-                        ));
-                    }
-                }
-                let key = format!("{} rules", path.display());
-                file_rules.extend(included.rules.into_iter().map(|r| (key.clone(), r)));
-            }
-            Err(e) => problems.push(Problem::new(
-                "acl.include",
-                format!("{}: {e}", path.display()),
-            )),
-        }
-    }
-    let rules: Vec<Rule> = file_rules
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (key, rule))| {
-            parse_rule(i + 1, key, rule, &groups)
-                .map_err(|mut p| problems.append(&mut p))
-                .ok()
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(Acl {
-            rules,
-            groups,
-            read_only,
-            policy: Policy::Rules,
-        })
-    } else {
-        Err(problems)
-    }
-}
-
-fn parse_rule(
-    number: usize,
-    key: &str,
-    rule: &FileRule,
-    groups: &HashMap<String, Vec<String>>,
-) -> Result<Rule, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut problem = |m: String| problems.push(Problem::new(format!("{key}[{number}]"), m));
-    if rule.users.is_empty()
-        && rule.groups.is_empty()
-        && rule.certificates.is_empty()
-        && !rule.anonymous
-    {
-        problem("says nobody: give users, groups, certificates or anonymous = true".into());
-    }
-    for group in rule.groups.iter().filter(|g| !groups.contains_key(*g)) {
-        problem(format!("group \"{group}\" is not defined in [acl.groups]"));
-    }
-    if rule.repositories.is_empty() && !rule.catalog {
-        problem("covers nothing: give repositories or catalog = true".into());
-    }
-    let repositories: Vec<Pattern> = rule
-        .repositories
-        .iter()
-        .filter_map(|r| Pattern::parse(r).map_err(&mut problem).ok())
-        .collect();
-    let networks = rule
-        .networks
-        .iter()
-        .filter_map(|n| {
-            n.parse::<ipnet::IpNet>()
-                .or_else(|_| n.parse::<std::net::IpAddr>().map(Into::into))
-                .map_err(|_| problem(format!("\"{n}\" is not a CIDR")))
-                .ok()
-        })
-        .collect();
-    let actions: Vec<Action> = rule
-        .actions
-        .iter()
-        .filter_map(|a| {
-            Action::parse(a)
-                .ok_or_else(|| {
-                    problem(format!(
-                        "unknown action \"{a}\"; use pull, push, delete or *"
-                    ))
-                })
-                .ok()
-        })
-        .collect();
-    if rule.actions.is_empty() {
-        problem("allows nothing: give actions, e.g. [\"pull\"]".into());
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Rule {
-        number,
-        comment: rule.comment.clone(),
-        who: Who {
-            users: rule.users.clone(),
-            groups: rule.groups.clone(),
-            certificates: rule.certificates.clone(),
-            anonymous: rule.anonymous,
-        },
-        networks,
-        repositories,
-        catalog: rule.catalog,
-        actions,
-    })
-}
-
-/// Loads the signing key and trusted issuers.
+/// Checks `[auth.token]`: the realm URL, the signing key and the trusted issuers.
 pub fn parse_token(file: &FileToken, base: &Path) -> Result<TokenConfig, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut need =

@@ -4,9 +4,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::auth::acl::{Acl, Decision, Subject};
-use crate::auth::scope::{parse_scopes, required_scopes, Scope};
 use crate::config::Config;
-use crate::params::Params;
+use crate::registry::params::Params;
+use crate::registry::scope::{parse_scopes, required_scopes, Scope};
 
 /// Arguments of `portcullis explain`.
 #[derive(Debug, clap::Args)]

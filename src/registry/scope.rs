@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::params::Params;
+use crate::registry::params::Params;
 
 /// An action on a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

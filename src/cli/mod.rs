@@ -1,5 +1,8 @@
 //! Command-line interface: `serve`, `check`, `certs`.
 
+pub mod devcerts;
+pub mod explain;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -7,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::format_time;
 use crate::config::Config;
-use crate::{access_log, devcerts, server};
+use crate::runtime::{request_log, server};
 
 /// TLS-terminating gateway for container registries.
 #[derive(Debug, Parser)]
@@ -72,7 +75,7 @@ pub enum Command {
     },
     /// Show what the ACL decides for a user and a request or scope, and which rule decides.
     /// Exits 0 when everything asked is allowed, 1 otherwise.
-    Explain(crate::explain::ExplainArgs),
+    Explain(crate::cli::explain::ExplainArgs),
 }
 
 /// Runs the parsed command; errors are printed here and turned into the exit code.
@@ -87,7 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => certs(&out, &names, &clients),
         Command::Htpasswd { user, cost } => htpasswd(&user, cost),
         Command::Keygen { out, name, days } => keygen(&out, &name, days),
-        Command::Explain(args) => crate::explain::run(&args),
+        Command::Explain(args) => crate::cli::explain::run(&args),
         Command::Probe { url } => probe(&url),
     };
     match result {
@@ -101,7 +104,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn serve(path: &Path) -> Result<(), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    access_log::init(&config.log);
+    request_log::init(&config.log);
     server::serve(config, path)
 }
 

@@ -7,7 +7,7 @@
 //! keeps those it must keep or replaces anyway (`Host`, framing, forwarding headers), and
 //! leaves only the connection options pingora acts on (`close`, `keep-alive`).
 
-use crate::headers::FORWARDING_HEADERS;
+use crate::registry::forwarding::FORWARDING_HEADERS;
 
 /// Named headers that stay: `Host` (the registry builds URLs from it), framing (already
 /// used to read the body), and the forwarding headers (replaced by the gateway's own).

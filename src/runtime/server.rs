@@ -10,16 +10,16 @@ use pingora::server::{RunArgs, Server};
 
 use arc_swap::ArcSwap;
 
-use crate::access::Access;
-use crate::admin::AdminApp;
-use crate::audit::Audit;
-use crate::backends::{self, OpenRegistry, Pool};
 use crate::config::Config;
-use crate::lifecycle::{GracefulStop, InFlight};
-use crate::metrics::Metrics;
-use crate::proxy::Gateway;
-use crate::reload::Reloader;
-use crate::stall::WatchedApp;
+use crate::gateway::decide::Access;
+use crate::gateway::proxy::Gateway;
+use crate::pingora_fixes::stall::WatchedApp;
+use crate::runtime::admin::AdminApp;
+use crate::runtime::audit::Audit;
+use crate::runtime::backends::{self, OpenRegistry, Pool};
+use crate::runtime::lifecycle::{GracefulStop, InFlight};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::reload::Reloader;
 use crate::tls::client_auth::PeerRecorder;
 use crate::tls::{self, LiveTls};
 use pingora::listeners::ListenerConfig;
@@ -67,7 +67,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::default());
-    crate::metrics::install_global(Arc::clone(&metrics));
+    crate::runtime::metrics::install_global(Arc::clone(&metrics));
     let open_registry = OpenRegistry::default();
     let health_check = background_service(
         "registry health check",

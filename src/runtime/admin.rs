@@ -11,10 +11,10 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::backends::{states, Pool};
 use crate::clock::unix_now;
-use crate::metrics::{label, Metrics};
-use crate::reload::Reloader;
+use crate::runtime::backends::{states, Pool};
+use crate::runtime::metrics::{label, Metrics};
+use crate::runtime::reload::Reloader;
 use crate::tls::certs::read_certificates;
 
 /// Serves the admin paths.

@@ -7,10 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::audit::Audit;
 use crate::auth::acl::{Acl, Decision};
-use crate::auth::scope::Action;
-use crate::auth::scope::{required_scopes, RouteError, Scope};
 use crate::auth::token::now;
 use crate::auth::token_endpoint::{
     parse_get, parse_post, GrantKind, RequestError, TokenRequest, TokenResponse,
@@ -18,8 +15,11 @@ use crate::auth::token_endpoint::{
 use crate::auth::{show, Attempt, Authenticator, Failure, Method, Principal};
 use crate::clock::format_time;
 use crate::config::{Config, TokenConfig};
-use crate::errors::GatewayError;
-use crate::params::{is_form_content_type, Params};
+use crate::registry::answers::GatewayError;
+use crate::registry::params::{is_form_content_type, Params};
+use crate::registry::scope::Action;
+use crate::registry::scope::{required_scopes, RouteError, Scope};
+use crate::runtime::audit::Audit;
 use crate::tls::client_auth::ClientIdentity;
 
 /// How a refresh token's subject first proved who they are (its `auth_method` claim).
@@ -133,7 +133,7 @@ impl Access {
                         tracing::info!(client = %show(req.client_ip), user = %principal.user, scope = %scope, reason = %reason, "access denied");
                         let refusal = self.refusal(anonymous, &scopes);
                         if !anonymous {
-                            crate::observe::audit_refusal(
+                            crate::gateway::observe::audit_refusal(
                                 &self.audit,
                                 req.method,
                                 req.path,
@@ -378,5 +378,5 @@ fn bearer(authorization: Option<&[u8]>) -> Option<&str> {
 }
 
 #[cfg(test)]
-#[path = "access_tests.rs"]
+#[path = "decide_tests.rs"]
 mod tests;

@@ -3,8 +3,8 @@
 //! challenge each refusal carries. No processes: the decision is a function of the facts.
 
 use super::*;
-use crate::auth::scope::Resource;
-use crate::devcerts;
+use crate::cli::devcerts;
+use crate::registry::scope::Resource;
 
 const ALICE: &str = "alice:wonderland";
 const MALLORY: &str = "alice:wrong";

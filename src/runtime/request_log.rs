@@ -17,8 +17,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Target of access-log lines, so they can be filtered (`portcullis::access=off`).
-pub const ACCESS_TARGET: &str = "portcullis::access";
+/// Target of access-log lines, so they can be filtered (`portcullis::gateway::decide=off`).
+pub const ACCESS_TARGET: &str = "portcullis::gateway::decide";
 
 /// Libraries whose debug and trace output includes request headers (pingora prints whole
 /// request heads, `Authorization` included): held at `info` whatever the configured level.
@@ -157,7 +157,7 @@ impl<S: tracing::Subscriber> Layer<S> for HandshakeFailures {
         event.record(&mut message);
         if let (Some(reason), Some(metrics)) = (
             handshake_failure_reason(&message.0),
-            crate::metrics::global(),
+            crate::runtime::metrics::global(),
         ) {
             metrics.handshake_failure(reason);
         }

@@ -1,6 +1,12 @@
 //! Classifying request paths: what the gateway answers itself and what goes to the registry.
 
-use crate::errors::{GatewayResponse, API_VERSION, API_VERSION_HEADER};
+pub mod answers;
+pub mod forwarding;
+pub mod hop_by_hop;
+pub mod params;
+pub mod scope;
+
+use crate::registry::answers::{GatewayResponse, API_VERSION, API_VERSION_HEADER};
 
 /// Where a request path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,11 +14,13 @@
 //! - `tls/mod.rs`: pingora's certificate loader panics on a bad file; certificates are
 //!   loaded and checked here and pingora gets a resolver.
 
+pub mod stall;
+
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use crate::hop_by_hop::ConnectionPlan;
+use crate::registry::hop_by_hop::ConnectionPlan;
 
 /// Per request, before anything else (`early_request_filter`):
 /// - pipelining is off by default in pingora 0.9, and pipelined bytes then make it answer
@@ -52,7 +54,7 @@ pub fn drop_empty_final_chunk(body: &mut Option<Bytes>, end_of_stream: bool) {
 
 /// What the request's `Connection` headers ask for.
 fn connection_plan(req: &RequestHeader) -> ConnectionPlan {
-    crate::hop_by_hop::plan(
+    crate::registry::hop_by_hop::plan(
         req.headers
             .get_all(http::header::CONNECTION)
             .iter()

@@ -15,23 +15,23 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::access::{registry_params, Access, RequestFacts};
-use crate::access_log;
-use crate::audit::Audit;
 use crate::auth::token_endpoint::RequestError;
 use crate::auth::token_endpoint::MAX_FORM;
-use crate::backends::{self, OpenRegistry, Pool};
 use crate::config::Config;
-use crate::errors::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
-use crate::headers::{
+use crate::gateway::decide::{registry_params, Access, RequestFacts};
+use crate::gateway::observe;
+use crate::pingora_fixes;
+use crate::registry::answers::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
+use crate::registry::forwarding::{
     effective_host, plan_forwarding, Forwarding, ForwardingInput, FORWARDING_HEADERS,
 };
-use crate::lifecycle::{InFlight, InFlightGuard};
-use crate::metrics::Metrics;
-use crate::observe;
-use crate::params::Params;
-use crate::pingora_fixes;
+use crate::registry::params::Params;
 use crate::registry::{classify, is_version_check, version_check_response, Route};
+use crate::runtime::audit::Audit;
+use crate::runtime::backends::{self, OpenRegistry, Pool};
+use crate::runtime::lifecycle::{InFlight, InFlightGuard};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::request_log;
 use crate::tls::client_auth::ClientIdentity;
 
 /// The gateway: configuration, authentication state and the shared in-flight counter.
@@ -58,10 +58,10 @@ pub struct RequestCtx {
     client_ip: Option<IpAddr>,
     user: Option<String>,
     /// The request target the registry gets: the checked path and the query rebuilt from
-    /// what the gateway parsed and authorized (see [`crate::params`]).
+    /// what the gateway parsed and authorized (see [`crate::registry::params`]).
     upstream_target: Option<http::Uri>,
     /// What the client's `Connection` headers ask for (read in `early_request_filter`).
-    connection: crate::hop_by_hop::ConnectionPlan,
+    connection: crate::registry::hop_by_hop::ConnectionPlan,
     /// When the request went to the registry, for the latency histogram.
     upstream_sent: Option<Instant>,
     _in_flight: InFlightGuard,
@@ -366,7 +366,7 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
         peer.options.read_timeout = Some(t.idle);
-        peer.options.tcp_keepalive = Some(crate::stall::upstream_keepalive(t.idle));
+        peer.options.tcp_keepalive = Some(crate::pingora_fixes::stall::upstream_keepalive(t.idle));
         peer.options.idle_timeout = Some(t.keepalive);
         Ok(Box::new(peer))
     }
@@ -484,7 +484,7 @@ impl ProxyHttp for Gateway {
             session.body_bytes_sent() as u64,
         );
         if self.config.log.access {
-            access_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
+            request_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }
     }
 }
