@@ -17,4 +17,5 @@ pub mod pingora_fixes;
 pub mod problem;
 pub mod registry;
 pub mod runtime;
+pub mod telemetry;
 pub mod tls;

@@ -30,7 +30,7 @@ pub enum Require {
 
 /// How the request's user was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub enum AuthMethod {
     /// No authentication is configured (`auth.allow_unauthenticated`).
     None,
     /// Methods are configured but the request brought no credentials.
@@ -44,10 +44,10 @@ pub enum Method {
 /// Who a request is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// User name for logs and authorization; empty for [`Method::None`] and
-    /// [`Method::Anonymous`].
+    /// User name for logs and authorization; empty for [`AuthMethod::None`] and
+    /// [`AuthMethod::Anonymous`].
     pub user: String,
-    pub method: Method,
+    pub method: AuthMethod,
 }
 
 impl Principal {
@@ -55,7 +55,7 @@ impl Principal {
     pub fn anonymous() -> Self {
         Principal {
             user: String::new(),
-            method: Method::Anonymous,
+            method: AuthMethod::Anonymous,
         }
     }
 
@@ -63,7 +63,7 @@ impl Principal {
     pub fn subject(&self, ip: Option<IpAddr>) -> acl::Subject<'_> {
         acl::Subject {
             user: Some(self.user.as_str()).filter(|u| !u.is_empty()),
-            via_certificate: self.method == Method::Certificate,
+            via_certificate: self.method == AuthMethod::Certificate,
             ip,
         }
     }
@@ -137,14 +137,14 @@ impl Authenticator {
         match (&self.basic, self.certificates) {
             (None, false) => Ok(Principal {
                 user: String::new(),
-                method: Method::None,
+                method: AuthMethod::None,
             }),
             (None, true) => cert_principal(cert_user),
             (Some(basic), false) => self.basic(basic, attempt).await,
             (Some(basic), true) => match (self.require, cert_user) {
                 (Require::Any, Some(user)) => Ok(Principal {
                     user,
-                    method: Method::Certificate,
+                    method: AuthMethod::Certificate,
                 }),
                 (Require::Any, None) => self.basic(basic, attempt).await,
                 (Require::All, None) => cert_principal(None),
@@ -210,7 +210,7 @@ impl Authenticator {
                 }
                 Ok(Principal {
                     user: creds.user.clone(),
-                    method: Method::Basic,
+                    method: AuthMethod::Basic,
                 })
             }
             Verdict::Invalid => {
@@ -237,7 +237,7 @@ fn cert_principal(user: Option<String>) -> Result<Principal, Failure> {
     match user {
         Some(user) => Ok(Principal {
             user,
-            method: Method::Certificate,
+            method: AuthMethod::Certificate,
         }),
         None => Err(Failure::NamelessCertificate),
     }

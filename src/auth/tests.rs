@@ -74,7 +74,7 @@ fn basic_accepts_the_right_password_only() {
     let (auth, _dir) = authenticator(false, Require::All, 10);
     let good = basic("alice:wonderland");
     let p = run(auth.authenticate(attempt(Some(&good), None))).unwrap();
-    assert_eq!((p.user.as_str(), p.method), ("alice", Method::Basic));
+    assert_eq!((p.user.as_str(), p.method), ("alice", AuthMethod::Basic));
     for bad in ["alice:wrong", "mallory:wonderland"] {
         let header = basic(bad);
         let err = run(auth.authenticate(attempt(Some(&header), None))).unwrap_err();
@@ -112,7 +112,7 @@ fn throttle_answers_429_but_cached_valid_credentials_still_pass() {
     let missing = run(auth.authenticate(attempt(None, None))).unwrap();
     assert_eq!(
         missing.method,
-        Method::Anonymous,
+        AuthMethod::Anonymous,
         "no credentials is not a failure"
     );
 }
@@ -161,7 +161,7 @@ fn require_any_takes_either() {
     let p = run(auth.authenticate(attempt(None, Some(&id)))).unwrap();
     assert_eq!(
         (p.user.as_str(), p.method),
-        ("ci-runner", Method::Certificate)
+        ("ci-runner", AuthMethod::Certificate)
     );
     let good = basic("alice:wonderland");
     assert_eq!(
@@ -199,7 +199,7 @@ fn certificate_only_and_no_auth() {
     };
     assert_eq!(
         run(open.authenticate(attempt(None, None))).unwrap().method,
-        Method::None
+        AuthMethod::None
     );
 }
 

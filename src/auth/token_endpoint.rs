@@ -5,6 +5,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::basic::Credentials;
+use crate::registry::answers::OAuthError;
 use crate::registry::scope::{parse_scopes, Scope};
 
 /// Largest POST form accepted.
@@ -31,25 +32,6 @@ pub struct TokenRequest {
     pub offline: bool,
     /// POST answers also list the granted `scope`.
     pub is_post: bool,
-}
-
-/// Why a token request is refused: the OAuth2 `error` codes the endpoint answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestError {
-    InvalidRequest,
-    InvalidGrant,
-    UnsupportedGrantType,
-}
-
-impl RequestError {
-    /// The `error` value of the answer (RFC 6749 §5.2).
-    pub fn code(self) -> &'static str {
-        match self {
-            RequestError::InvalidRequest => "invalid_request",
-            RequestError::InvalidGrant => "invalid_grant",
-            RequestError::UnsupportedGrantType => "unsupported_grant_type",
-        }
-    }
 }
 
 fn pairs(raw: &[u8]) -> Vec<(String, String)> {
@@ -81,17 +63,17 @@ pub fn parse_get(query: Option<&str>) -> TokenRequest {
 }
 
 /// The OAuth2 form of `POST /auth/token`.
-pub fn parse_post(body: &[u8]) -> Result<TokenRequest, RequestError> {
+pub fn parse_post(body: &[u8]) -> Result<TokenRequest, OAuthError> {
     if body.len() > MAX_FORM {
-        return Err(RequestError::InvalidRequest);
+        return Err(OAuthError::InvalidRequest);
     }
     let pairs = pairs(body);
     let grant = match first(&pairs, "grant_type") {
         Some("password") => {
             let user = first(&pairs, "username")
                 .filter(|u| !u.is_empty())
-                .ok_or(RequestError::InvalidRequest)?;
-            let password = first(&pairs, "password").ok_or(RequestError::InvalidRequest)?;
+                .ok_or(OAuthError::InvalidRequest)?;
+            let password = first(&pairs, "password").ok_or(OAuthError::InvalidRequest)?;
             GrantKind::Password(Credentials {
                 user: user.to_string(),
                 password: password.to_string(),
@@ -99,11 +81,11 @@ pub fn parse_post(body: &[u8]) -> Result<TokenRequest, RequestError> {
         }
         Some("refresh_token") => GrantKind::Refresh(
             first(&pairs, "refresh_token")
-                .ok_or(RequestError::InvalidRequest)?
+                .ok_or(OAuthError::InvalidRequest)?
                 .to_string(),
         ),
-        Some(_) => return Err(RequestError::UnsupportedGrantType),
-        None => return Err(RequestError::InvalidRequest),
+        Some(_) => return Err(OAuthError::UnsupportedGrantType),
+        None => return Err(OAuthError::InvalidRequest),
     };
     Ok(TokenRequest {
         grant,
@@ -168,20 +150,20 @@ mod tests {
         assert_eq!(refresh.grant, GrantKind::Refresh("abc".into()));
         assert_eq!(
             parse_post(b"grant_type=client_credentials"),
-            Err(RequestError::UnsupportedGrantType)
+            Err(OAuthError::UnsupportedGrantType)
         );
         assert_eq!(
             parse_post(b"grant_type=password&username=alice"),
-            Err(RequestError::InvalidRequest)
+            Err(OAuthError::InvalidRequest)
         );
         assert_eq!(
             parse_post(b"grant_type=password&username=&password=x"),
-            Err(RequestError::InvalidRequest)
+            Err(OAuthError::InvalidRequest)
         );
-        assert_eq!(parse_post(b""), Err(RequestError::InvalidRequest));
+        assert_eq!(parse_post(b""), Err(OAuthError::InvalidRequest));
         assert_eq!(
             parse_post(&vec![b'a'; MAX_FORM + 1]),
-            Err(RequestError::InvalidRequest)
+            Err(OAuthError::InvalidRequest)
         );
     }
 }

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::format_time;
 use crate::config::Config;
-use crate::runtime::{request_log, server};
+use crate::runtime::server;
+use crate::telemetry::request_log;
 
 /// TLS-terminating gateway for container registries.
 #[derive(Debug, Parser)]

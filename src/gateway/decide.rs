@@ -9,17 +9,15 @@ use bytes::Bytes;
 
 use crate::auth::acl::{Acl, Decision};
 use crate::auth::token::now;
-use crate::auth::token_endpoint::{
-    parse_get, parse_post, GrantKind, RequestError, TokenRequest, TokenResponse,
-};
-use crate::auth::{show, Attempt, Authenticator, Failure, Method, Principal};
+use crate::auth::token_endpoint::{parse_get, parse_post, GrantKind, TokenRequest, TokenResponse};
+use crate::auth::{show, Attempt, AuthMethod, Authenticator, Failure, Principal};
 use crate::clock::format_time;
 use crate::config::{Config, TokenConfig};
-use crate::registry::answers::GatewayError;
+use crate::registry::answers::{BearerError, GatewayError, OAuthError};
 use crate::registry::params::{is_form_content_type, Params};
 use crate::registry::scope::Action;
 use crate::registry::scope::{required_scopes, RouteError, Scope};
-use crate::runtime::audit::Audit;
+use crate::telemetry::audit::Audit;
 use crate::tls::client_auth::ClientIdentity;
 
 /// How a refresh token's subject first proved who they are (its `auth_method` claim).
@@ -118,8 +116,8 @@ impl Access {
             .authn
             .authenticate(attempt)
             .await
-            .map_err(|f| GatewayError::from_failure(f, self.challenge(&scopes, None)))?;
-        let anonymous = principal.method == Method::Anonymous;
+            .map_err(|f| failure_answer(f, self.challenge(&scopes, None)))?;
+        let anonymous = principal.method == AuthMethod::Anonymous;
         if scopes.is_empty() && anonymous && self.credentials_matter {
             return Err(self.challenge(&scopes, None));
         }
@@ -159,7 +157,7 @@ impl Access {
     ) -> Result<Principal, GatewayError> {
         let grant = token.verifier.verify(bearer).map_err(|e| {
             tracing::info!(reason = %e.0, "bearer token refused");
-            self.challenge(scopes, Some("invalid_token"))
+            self.challenge(scopes, Some(BearerError::InvalidToken))
         })?;
         for scope in scopes {
             for action in &scope.actions {
@@ -168,13 +166,13 @@ impl Access {
                 }
                 if !grant.allows(&scope.resource, *action) {
                     tracing::info!(user = %grant.subject, scope = %scope, "token lacks the scope");
-                    return Err(self.challenge(scopes, Some("insufficient_scope")));
+                    return Err(self.challenge(scopes, Some(BearerError::InsufficientScope)));
                 }
             }
         }
         Ok(Principal {
             user: grant.subject,
-            method: Method::Token,
+            method: AuthMethod::Token,
         })
     }
 
@@ -188,16 +186,12 @@ impl Access {
     }
 
     /// The 401 that tells the client how to authenticate.
-    fn challenge(&self, scopes: &[Scope], error: Option<&'static str>) -> GatewayError {
+    fn challenge(&self, scopes: &[Scope], error: Option<BearerError>) -> GatewayError {
         match (&self.token, &self.basic_realm) {
             (Some(token), _) => GatewayError::BearerChallenge {
                 realm: token.realm.clone(),
                 service: token.service.clone(),
-                scope: scopes
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                scopes: scopes.to_vec(),
                 error,
             },
             (None, Some(realm)) => GatewayError::Unauthorized {
@@ -227,7 +221,7 @@ impl Access {
             .as_deref()
             .is_some_and(|s| s != token.service)
         {
-            return Err(GatewayError::TokenRequest(RequestError::InvalidRequest));
+            return Err(GatewayError::TokenRequest(OAuthError::InvalidRequest));
         }
         let principal = self.token_principal(token, &request, req).await?;
         let body = self
@@ -255,19 +249,17 @@ impl Access {
                 self.authn
                     .authenticate(attempt)
                     .await
-                    .map_err(|f| GatewayError::from_failure(f, basic_challenge))
+                    .map_err(|f| failure_answer(f, basic_challenge))
             }
             GrantKind::Password(creds) => match self.authn.password(creds, req.client_ip).await {
-                Some(result) => {
-                    result.map_err(|f: Failure| GatewayError::from_failure(f, basic_challenge))
-                }
+                Some(result) => result.map_err(|f: Failure| failure_answer(f, basic_challenge)),
                 None => Err(basic_challenge),
             },
             GrantKind::Refresh(refresh) => {
                 let (user, method) = token
                     .signer
                     .check_refresh_token(refresh, &token.own_key)
-                    .map_err(|_| GatewayError::TokenRequest(RequestError::InvalidGrant))?;
+                    .map_err(|_| GatewayError::TokenRequest(OAuthError::InvalidGrant))?;
                 self.recheck_refresh(user, method.as_deref(), req)
             }
         }
@@ -289,11 +281,11 @@ impl Access {
                 && req.certificate.and_then(|c| c.user.as_deref()) == Some(user.as_str())
         };
         let method = match method {
-            Some(BASIC) if by_password() => Method::Basic,
-            Some(CERTIFICATE) if by_certificate() => Method::Certificate,
-            None if by_password() => Method::Basic,
-            None if by_certificate() => Method::Certificate,
-            _ => return Err(GatewayError::TokenRequest(RequestError::InvalidGrant)),
+            Some(BASIC) if by_password() => AuthMethod::Basic,
+            Some(CERTIFICATE) if by_certificate() => AuthMethod::Certificate,
+            None if by_password() => AuthMethod::Basic,
+            None if by_certificate() => AuthMethod::Certificate,
+            _ => return Err(GatewayError::TokenRequest(OAuthError::InvalidGrant)),
         };
         Ok(Principal { user, method })
     }
@@ -325,8 +317,8 @@ impl Access {
             .access_token(&principal.user, &access)
             .map_err(|_| GatewayError::Unavailable)?;
         let method = match principal.method {
-            Method::Basic => Some(BASIC),
-            Method::Certificate => Some(CERTIFICATE),
+            AuthMethod::Basic => Some(BASIC),
+            AuthMethod::Certificate => Some(CERTIFICATE),
             _ => None,
         };
         let refresh = match (request.offline, principal.user.is_empty(), method) {
@@ -368,6 +360,18 @@ pub fn registry_params<'a>(
         ));
     }
     Params::parse(query).map_err(|_| GatewayError::BadRequest("a query parameter is repeated"))
+}
+
+/// The answer to an authentication failure, given the challenge to send for bad credentials.
+fn failure_answer(failure: Failure, challenge: GatewayError) -> GatewayError {
+    match failure {
+        Failure::BadCredentials => challenge,
+        Failure::Throttled { retry_after } => GatewayError::TooManyRequests { retry_after },
+        Failure::NamelessCertificate => {
+            GatewayError::Denied("a client certificate naming the user is required")
+        }
+        Failure::Busy => GatewayError::Unavailable,
+    }
 }
 
 /// The token of an `Authorization: Bearer ...` header.

@@ -3,25 +3,25 @@
 
 use std::net::IpAddr;
 
-use crate::auth::{Method, Principal};
+use crate::auth::{AuthMethod, Principal};
 use crate::registry::answers::GatewayError;
-use crate::registry::scope::{route, Route as ApiRoute};
-use crate::registry::Route;
-use crate::runtime::audit::{Audit, Event};
+use crate::registry::scope::{api_call, ApiCall};
+use crate::registry::Endpoint;
+use crate::telemetry::audit::{Audit, Event};
 
 /// The route class label of a request: manifest, blob, upload, tags, catalog, token, other.
-pub fn route_class(route_kind: Route, path: &str) -> &'static str {
+pub fn route_class(route_kind: Endpoint, path: &str) -> &'static str {
     match route_kind {
-        Route::Token => "token",
-        Route::RegistryApi => match route(path) {
-            Ok(ApiRoute::Manifest(_)) => "manifest",
-            Ok(ApiRoute::Blob(_)) => "blob",
-            Ok(ApiRoute::UploadStart(_) | ApiRoute::UploadChunk(_)) => "upload",
-            Ok(ApiRoute::Tags(_)) => "tags",
-            Ok(ApiRoute::Catalog) => "catalog",
+        Endpoint::Token => "token",
+        Endpoint::RegistryApi => match api_call(path) {
+            Ok(ApiCall::Manifest(_)) => "manifest",
+            Ok(ApiCall::Blob(_)) => "blob",
+            Ok(ApiCall::UploadStart(_) | ApiCall::UploadChunk(_)) => "upload",
+            Ok(ApiCall::Tags(_)) => "tags",
+            Ok(ApiCall::Catalog) => "catalog",
             _ => "other",
         },
-        Route::Health | Route::Other => "other",
+        Endpoint::Health | Endpoint::Other => "other",
     }
 }
 
@@ -55,13 +55,13 @@ pub fn auth_labels(
     }
 }
 
-fn method_label(method: Method) -> &'static str {
+fn method_label(method: AuthMethod) -> &'static str {
     match method {
-        Method::None => "none",
-        Method::Anonymous => "anonymous",
-        Method::Basic => "basic",
-        Method::Certificate => "certificate",
-        Method::Token => "token",
+        AuthMethod::None => "none",
+        AuthMethod::Anonymous => "anonymous",
+        AuthMethod::Basic => "basic",
+        AuthMethod::Certificate => "certificate",
+        AuthMethod::Token => "token",
     }
 }
 
@@ -87,9 +87,9 @@ pub fn audit_write(
     if !matches!((method, status), ("PUT", 201) | ("DELETE", 202)) {
         return;
     }
-    let (event, name) = match (method, status, route(path)) {
-        ("PUT", 201, Ok(ApiRoute::Manifest(name))) => ("push", name),
-        ("DELETE", 202, Ok(ApiRoute::Manifest(name) | ApiRoute::Blob(name))) => ("delete", name),
+    let (event, name) = match (method, status, api_call(path)) {
+        ("PUT", 201, Ok(ApiCall::Manifest(name))) => ("push", name),
+        ("DELETE", 202, Ok(ApiCall::Manifest(name) | ApiCall::Blob(name))) => ("delete", name),
         _ => return,
     };
     let reference = path.rsplit('/').next();
@@ -115,14 +115,14 @@ pub fn audit_refusal(
     user: &str,
     client: Option<IpAddr>,
 ) {
-    let repository = match route(path) {
+    let repository = match api_call(path) {
         Ok(
-            ApiRoute::Manifest(n)
-            | ApiRoute::Blob(n)
-            | ApiRoute::Tags(n)
-            | ApiRoute::UploadStart(n)
-            | ApiRoute::UploadChunk(n)
-            | ApiRoute::Referrers(n),
+            ApiCall::Manifest(n)
+            | ApiCall::Blob(n)
+            | ApiCall::Tags(n)
+            | ApiCall::UploadStart(n)
+            | ApiCall::UploadChunk(n)
+            | ApiCall::Referrers(n),
         ) => Some(n),
         _ => None,
     };
@@ -146,28 +146,34 @@ mod tests {
     #[test]
     fn route_classes() {
         assert_eq!(
-            route_class(Route::RegistryApi, "/v2/a/manifests/v1"),
+            route_class(Endpoint::RegistryApi, "/v2/a/manifests/v1"),
             "manifest"
         );
         assert_eq!(
-            route_class(Route::RegistryApi, "/v2/a/blobs/sha256:ab"),
+            route_class(Endpoint::RegistryApi, "/v2/a/blobs/sha256:ab"),
             "blob"
         );
         assert_eq!(
-            route_class(Route::RegistryApi, "/v2/a/blobs/uploads/"),
+            route_class(Endpoint::RegistryApi, "/v2/a/blobs/uploads/"),
             "upload"
         );
-        assert_eq!(route_class(Route::RegistryApi, "/v2/a/tags/list"), "tags");
-        assert_eq!(route_class(Route::RegistryApi, "/v2/_catalog"), "catalog");
-        assert_eq!(route_class(Route::RegistryApi, "/v2/"), "other");
-        assert_eq!(route_class(Route::Token, "/auth/token"), "token");
+        assert_eq!(
+            route_class(Endpoint::RegistryApi, "/v2/a/tags/list"),
+            "tags"
+        );
+        assert_eq!(
+            route_class(Endpoint::RegistryApi, "/v2/_catalog"),
+            "catalog"
+        );
+        assert_eq!(route_class(Endpoint::RegistryApi, "/v2/"), "other");
+        assert_eq!(route_class(Endpoint::Token, "/auth/token"), "token");
     }
 
     #[test]
     fn auth_outcomes() {
         let ok = Ok(Principal {
             user: "a".into(),
-            method: Method::Basic,
+            method: AuthMethod::Basic,
         });
         assert_eq!(auth_labels(&ok, Some(b"Basic x")), ("basic", "ok"));
         let throttled = Err(GatewayError::TooManyRequests { retry_after: 3 });

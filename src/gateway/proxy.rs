@@ -15,23 +15,23 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::auth::token_endpoint::RequestError;
 use crate::auth::token_endpoint::MAX_FORM;
 use crate::config::Config;
+use crate::gateway::backends::{self, OpenRegistry, Pool};
 use crate::gateway::decide::{registry_params, Access, RequestFacts};
 use crate::gateway::observe;
 use crate::pingora_fixes;
+use crate::pingora_fixes::lifecycle::{InFlight, InFlightGuard};
+use crate::registry::answers::OAuthError;
 use crate::registry::answers::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
 use crate::registry::forwarding::{
     effective_host, plan_forwarding, Forwarding, ForwardingInput, FORWARDING_HEADERS,
 };
 use crate::registry::params::Params;
-use crate::registry::{classify, is_version_check, version_check_response, Route};
-use crate::runtime::audit::Audit;
-use crate::runtime::backends::{self, OpenRegistry, Pool};
-use crate::runtime::lifecycle::{InFlight, InFlightGuard};
-use crate::runtime::metrics::Metrics;
-use crate::runtime::request_log;
+use crate::registry::{classify, is_version_check, version_check_response, Endpoint};
+use crate::telemetry::audit::Audit;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::request_log;
 use crate::tls::client_auth::ClientIdentity;
 
 /// The gateway: configuration, authentication state and the shared in-flight counter.
@@ -51,7 +51,7 @@ pub struct Gateway {
 /// Per-request state, from the first hook to the access log.
 pub struct RequestCtx {
     started: Instant,
-    route: Route,
+    route: Endpoint,
     /// Host the client addressed, and the forwarding headers for the backend.
     host: Option<String>,
     forwarding: Option<Forwarding>,
@@ -197,7 +197,7 @@ impl Gateway {
                 Some(form) => body = Some(form),
                 None => {
                     let answer =
-                        GatewayError::TokenRequest(RequestError::InvalidRequest).response(false);
+                        GatewayError::TokenRequest(OAuthError::InvalidRequest).response(false);
                     return write_answer(session, &answer).await;
                 }
             }
@@ -250,7 +250,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
-            route: Route::Other,
+            route: Endpoint::Other,
             host: None,
             forwarding: None,
             client_ip: None,
@@ -278,7 +278,7 @@ impl ProxyHttp for Gateway {
         ctx.connection = pingora_fixes::per_request(session);
         let path = session.req_header().uri.path();
         ctx.route = match self.access.load().token_path() {
-            Some(token_path) if token_path == path => Route::Token,
+            Some(token_path) if token_path == path => Endpoint::Token,
             _ => classify(path),
         };
         let (host, forwarding) = self.forwarding(session);
@@ -302,11 +302,11 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         match ctx.route {
-            Route::Token => {
+            Endpoint::Token => {
                 self.serve_token_endpoint(session, ctx).await?;
                 Ok(true)
             }
-            Route::RegistryApi => match self.check_registry_request(session, ctx).await {
+            Endpoint::RegistryApi => match self.check_registry_request(session, ctx).await {
                 None if self.answers_version_check(session) => {
                     write_answer(session, &version_check_response()).await?;
                     Ok(true)
@@ -323,7 +323,7 @@ impl ProxyHttp for Gateway {
                     Ok(true)
                 }
             },
-            Route::Health => {
+            Endpoint::Health => {
                 let method = &session.req_header().method;
                 if method == Method::GET || method == Method::HEAD {
                     write_health(session).await?;
@@ -336,7 +336,7 @@ impl ProxyHttp for Gateway {
                 }
                 Ok(true)
             }
-            Route::Other => {
+            Endpoint::Other => {
                 write_answer(session, &GatewayError::NotFound.response(false)).await?;
                 Ok(true)
             }
@@ -407,7 +407,7 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if ctx.route == Route::RegistryApi {
+        if ctx.route == Endpoint::RegistryApi {
             response.insert_header(API_VERSION_HEADER, API_VERSION)?;
             if let Some(sent) = ctx.upstream_sent.take() {
                 self.metrics.upstream_latency(sent.elapsed());
@@ -455,7 +455,7 @@ impl ProxyHttp for Gateway {
     ) -> FailToProxy {
         let error_code = match failure_answer(e) {
             Some(err) => {
-                let response = err.response(ctx.route == Route::RegistryApi);
+                let response = err.response(ctx.route == Endpoint::RegistryApi);
                 session.set_keepalive(None);
                 if session.response_written().is_none() {
                     if let Err(write_err) = write_answer(session, &response).await {

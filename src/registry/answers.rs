@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
 
+use super::scope::Scope;
+
 /// Header that marks a v2 registry; clients check it on the `/v2/` answer (distribution#460).
 pub const API_VERSION_HEADER: &str = "Docker-Distribution-API-Version";
 /// Value of [`API_VERSION_HEADER`].
@@ -37,19 +39,56 @@ pub enum GatewayError {
     Denied(&'static str),
     /// Too many failed logins from this address; try again after `retry_after` seconds.
     TooManyRequests { retry_after: u64 },
-    /// Token authentication needed: 401 with a Bearer challenge. `scope` lists the
-    /// scopes the request needs (space-separated, empty for `/v2/`); `error` is
-    /// `invalid_token` or `insufficient_scope` when a token was presented.
+    /// Token authentication needed: 401 with a Bearer challenge. `scopes` are the scopes
+    /// the request needs (none for `/v2/`); `error` says what was wrong with a token that
+    /// was presented.
     BearerChallenge {
         realm: String,
         service: String,
-        scope: String,
-        error: Option<&'static str>,
+        scopes: Vec<Scope>,
+        error: Option<BearerError>,
     },
     /// A push or delete while `read_only = true`.
     ReadOnly,
     /// An OAuth2 error at the token endpoint (`invalid_request`, `unsupported_grant_type`, ...).
-    TokenRequest(crate::auth::token_endpoint::RequestError),
+    TokenRequest(OAuthError),
+}
+
+/// What was wrong with a presented Bearer token (the challenge's `error`, RFC 6750 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// Expired, malformed, badly signed or for another service.
+    InvalidToken,
+    /// Valid, but it does not grant what the request needs.
+    InsufficientScope,
+}
+
+impl BearerError {
+    pub fn code(self) -> &'static str {
+        match self {
+            BearerError::InvalidToken => "invalid_token",
+            BearerError::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+/// Why a token request is refused: the OAuth2 `error` codes the endpoint answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+}
+
+impl OAuthError {
+    /// The `error` value of the answer (RFC 6749 §5.2).
+    pub fn code(self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest => "invalid_request",
+            OAuthError::InvalidGrant => "invalid_grant",
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+        }
+    }
 }
 
 /// The complete answer for a [`GatewayError`]: status, headers and body.
@@ -61,20 +100,6 @@ pub struct GatewayResponse {
 }
 
 impl GatewayError {
-    /// The answer to an authentication failure, given the challenge to send for bad
-    /// credentials.
-    pub fn from_failure(failure: crate::auth::Failure, challenge: GatewayError) -> GatewayError {
-        use crate::auth::Failure;
-        match failure {
-            Failure::BadCredentials => challenge,
-            Failure::Throttled { retry_after } => GatewayError::TooManyRequests { retry_after },
-            Failure::NamelessCertificate => {
-                GatewayError::Denied("a client certificate naming the user is required")
-            }
-            Failure::Busy => GatewayError::Unavailable,
-        }
-    }
-
     /// Status, registry error code and message for this error.
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
@@ -139,8 +164,8 @@ impl GatewayError {
     /// records distribution puts there (`[{"Type":"repository","Name":..,"Action":..}]`).
     fn detail(&self) -> serde_json::Value {
         match self {
-            Self::BearerChallenge { scope, .. } if !scope.is_empty() => {
-                let records: Vec<serde_json::Value> = crate::registry::scope::parse_scopes(scope)
+            Self::BearerChallenge { scopes, .. } if !scopes.is_empty() => {
+                let records: Vec<serde_json::Value> = scopes
                     .iter()
                     .flat_map(|s| {
                         let (kind, name) = s.resource.type_and_name();
@@ -189,15 +214,16 @@ impl GatewayError {
             Self::BearerChallenge {
                 realm,
                 service,
-                scope,
+                scopes,
                 error,
             } => {
                 let mut value = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
-                if !scope.is_empty() {
-                    value.push_str(&format!(",scope=\"{scope}\""));
+                if !scopes.is_empty() {
+                    let scope: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+                    value.push_str(&format!(",scope=\"{}\"", scope.join(" ")));
                 }
                 if let Some(error) = error {
-                    value.push_str(&format!(",error=\"{error}\""));
+                    value.push_str(&format!(",error=\"{}\"", error.code()));
                 }
                 headers.push(("WWW-Authenticate", value));
             }
@@ -328,7 +354,7 @@ mod tests {
         let mut challenge = GatewayError::BearerChallenge {
             realm: "https://r.example/auth/token".into(),
             service: "r.example".into(),
-            scope: String::new(),
+            scopes: Vec::new(),
             error: None,
         };
         let r = challenge.response(true);
@@ -339,9 +365,9 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v["errors"][0]["detail"].is_null());
-        if let GatewayError::BearerChallenge { scope, error, .. } = &mut challenge {
-            *scope = "repository:a/b:pull,push".into();
-            *error = Some("insufficient_scope");
+        if let GatewayError::BearerChallenge { scopes, error, .. } = &mut challenge {
+            *scopes = crate::registry::scope::parse_scopes("repository:a/b:pull,push");
+            *error = Some(BearerError::InsufficientScope);
         }
         let r = challenge.response(true);
         assert_eq!(
@@ -356,10 +382,7 @@ mod tests {
                 {"Type": "repository", "Class": "", "Name": "a/b", "Action": "push"}
             ])
         );
-        let token = GatewayError::TokenRequest(
-            crate::auth::token_endpoint::RequestError::UnsupportedGrantType,
-        )
-        .response(false);
+        let token = GatewayError::TokenRequest(OAuthError::UnsupportedGrantType).response(false);
         assert_eq!(&token.body[..], b"{\"error\":\"unsupported_grant_type\"}\n");
         assert_eq!(GatewayError::ReadOnly.status().as_u16(), 405);
     }

@@ -10,7 +10,7 @@ use crate::registry::answers::{GatewayResponse, API_VERSION, API_VERSION_HEADER}
 
 /// Where a request path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub enum Endpoint {
     /// `/`: the load-balancer health check, answered by the gateway without the backend.
     Health,
     /// `/v2` and everything under `/v2/`: the registry API, proxied to the backend.
@@ -24,13 +24,13 @@ pub enum Route {
 /// Classifies the path part of a request target (no query string).
 ///
 /// Only the exact `/v2` prefix counts: `/v2x` or `/V2/` are not the registry API.
-pub fn classify(path: &str) -> Route {
+pub fn classify(path: &str) -> Endpoint {
     if path == "/" {
-        Route::Health
+        Endpoint::Health
     } else if path == "/v2" || path.starts_with("/v2/") {
-        Route::RegistryApi
+        Endpoint::RegistryApi
     } else {
-        Route::Other
+        Endpoint::Other
     }
 }
 
@@ -85,17 +85,17 @@ mod tests {
 
     #[test]
     fn classifies_paths() {
-        assert_eq!(classify("/"), Route::Health);
-        assert_eq!(classify("/v2/"), Route::RegistryApi);
-        assert_eq!(classify("/v2"), Route::RegistryApi);
+        assert_eq!(classify("/"), Endpoint::Health);
+        assert_eq!(classify("/v2/"), Endpoint::RegistryApi);
+        assert_eq!(classify("/v2"), Endpoint::RegistryApi);
         assert_eq!(
             classify("/v2/library/alpine/manifests/3"),
-            Route::RegistryApi
+            Endpoint::RegistryApi
         );
-        assert_eq!(classify("/v2x"), Route::Other);
-        assert_eq!(classify("/V2/"), Route::Other);
-        assert_eq!(classify("/debug/vars"), Route::Other);
-        assert_eq!(classify(""), Route::Other);
-        assert_eq!(classify("//"), Route::Other);
+        assert_eq!(classify("/v2x"), Endpoint::Other);
+        assert_eq!(classify("/V2/"), Endpoint::Other);
+        assert_eq!(classify("/debug/vars"), Endpoint::Other);
+        assert_eq!(classify(""), Endpoint::Other);
+        assert_eq!(classify("//"), Endpoint::Other);
     }
 }

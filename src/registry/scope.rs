@@ -77,7 +77,7 @@ impl fmt::Display for Scope {
 
 /// The API call a `/v2/` request is, by distribution's routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub enum ApiCall {
     Base,
     Catalog,
     Tags(String),
@@ -105,13 +105,13 @@ const MAX_NAME: usize = 255;
 
 /// Matches a `/v2/...` path to its route. The path must be exactly as distribution's router
 /// would match it: no query, no percent-encoding, no empty, `.` or `..` segments.
-pub fn route(path: &str) -> Result<Route, RouteError> {
+pub fn api_call(path: &str) -> Result<ApiCall, RouteError> {
     let rest = path.strip_prefix("/v2/").ok_or(RouteError::UnknownPath)?;
     if rest.is_empty() {
-        return Ok(Route::Base);
+        return Ok(ApiCall::Base);
     }
     if rest == "_catalog" {
-        return Ok(Route::Catalog);
+        return Ok(ApiCall::Catalog);
     }
     let segments: Vec<&str> = rest.split('/').collect();
     let named = |tail: usize| -> Option<String> {
@@ -123,32 +123,32 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
     let last = |i: usize| segments.get(n.wrapping_sub(i)).copied().unwrap_or("");
     if n >= 3 && last(2) == "tags" && last(1) == "list" {
         if let Some(name) = named(2) {
-            return Ok(Route::Tags(name));
+            return Ok(ApiCall::Tags(name));
         }
     }
     if n >= 3 && last(2) == "manifests" && is_reference(last(1)) {
         if let Some(name) = named(2) {
-            return Ok(Route::Manifest(name));
+            return Ok(ApiCall::Manifest(name));
         }
     }
     if n >= 3 && last(2) == "blobs" && is_digest(last(1)) {
         if let Some(name) = named(2) {
-            return Ok(Route::Blob(name));
+            return Ok(ApiCall::Blob(name));
         }
     }
     if n >= 4 && last(3) == "blobs" && last(2) == "uploads" && last(1).is_empty() {
         if let Some(name) = named(3) {
-            return Ok(Route::UploadStart(name));
+            return Ok(ApiCall::UploadStart(name));
         }
     }
     if n >= 4 && last(3) == "blobs" && last(2) == "uploads" && is_upload_id(last(1)) {
         if let Some(name) = named(3) {
-            return Ok(Route::UploadChunk(name));
+            return Ok(ApiCall::UploadChunk(name));
         }
     }
     if n >= 3 && last(2) == "referrers" && is_digest(last(1)) {
         if let Some(name) = named(2) {
-            return Ok(Route::Referrers(name));
+            return Ok(ApiCall::Referrers(name));
         }
     }
     Err(RouteError::UnknownPath)
@@ -167,24 +167,24 @@ pub fn required_scopes(
         resource: Resource::Repository(name),
         actions: actions.to_vec(),
     };
-    let scopes = match (route(path)?, method) {
-        (Route::Base, _) if read => vec![],
-        (Route::Catalog, "GET") => vec![Scope {
+    let scopes = match (api_call(path)?, method) {
+        (ApiCall::Base, _) if read => vec![],
+        (ApiCall::Catalog, "GET") => vec![Scope {
             resource: Resource::Catalog,
             actions: vec![All],
         }],
-        (Route::Tags(name) | Route::Referrers(name), _) if read => vec![scope(name, &[Pull])],
-        (Route::Manifest(name) | Route::Blob(name), _) if read => vec![scope(name, &[Pull])],
-        (Route::Manifest(name), "PUT") => vec![scope(name, &[Pull, Push])],
-        (Route::Manifest(name) | Route::Blob(name), "DELETE") => vec![scope(name, &[Delete])],
-        (Route::UploadStart(name), "POST") => {
+        (ApiCall::Tags(name) | ApiCall::Referrers(name), _) if read => vec![scope(name, &[Pull])],
+        (ApiCall::Manifest(name) | ApiCall::Blob(name), _) if read => vec![scope(name, &[Pull])],
+        (ApiCall::Manifest(name), "PUT") => vec![scope(name, &[Pull, Push])],
+        (ApiCall::Manifest(name) | ApiCall::Blob(name), "DELETE") => vec![scope(name, &[Delete])],
+        (ApiCall::UploadStart(name), "POST") => {
             let mut scopes = vec![scope(name, &[Pull, Push])];
             if let Some(from) = mount_source(params)? {
                 scopes.push(scope(from, &[Pull]));
             }
             scopes
         }
-        (Route::UploadChunk(name), "GET" | "PATCH" | "PUT" | "DELETE") => {
+        (ApiCall::UploadChunk(name), "GET" | "PATCH" | "PUT" | "DELETE") => {
             vec![scope(name, &[Pull, Push])]
         }
         _ => return Err(RouteError::Method),

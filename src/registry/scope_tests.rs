@@ -132,17 +132,20 @@ fn maps_requests_to_scopes_like_the_registry() {
 fn greedy_names_match_the_registry_router() {
     // distribution's name regex is greedy: the last route keyword wins.
     assert_eq!(
-        route("/v2/a/manifests/b/manifests/c"),
-        Ok(Route::Manifest("a/manifests/b".into()))
+        api_call("/v2/a/manifests/b/manifests/c"),
+        Ok(ApiCall::Manifest("a/manifests/b".into()))
     );
     assert_eq!(
-        route("/v2/a/blobs/uploads/blobs/sha256:ab"),
-        Ok(Route::Blob("a/blobs/uploads".into()))
+        api_call("/v2/a/blobs/uploads/blobs/sha256:ab"),
+        Ok(ApiCall::Blob("a/blobs/uploads".into()))
     );
-    assert_eq!(route("/v2/tags/tags/list"), Ok(Route::Tags("tags".into())));
     assert_eq!(
-        route("/v2/x/blobs/uploads/"),
-        Ok(Route::UploadStart("x".into()))
+        api_call("/v2/tags/tags/list"),
+        Ok(ApiCall::Tags("tags".into()))
+    );
+    assert_eq!(
+        api_call("/v2/x/blobs/uploads/"),
+        Ok(ApiCall::UploadStart("x".into()))
     );
 }
 
@@ -178,17 +181,17 @@ fn path_games_never_map_to_a_repository() {
         "/v2x/team/manifests/v1",
     ];
     for path in attacks {
-        assert_eq!(route(path).map_err(|_| ()), Err(()), "{path}");
+        assert_eq!(api_call(path).map_err(|_| ()), Err(()), "{path}");
     }
     for dots in [
         "/v2/team-a/app/blobs/uploads/..",
         "/v2/team-a/app/blobs/uploads/.",
         "/v2/team-a/app/blobs/uploads/...",
     ] {
-        assert_eq!(route(dots).map_err(|_| ()), Err(()), "{dots}");
+        assert_eq!(api_call(dots).map_err(|_| ()), Err(()), "{dots}");
     }
     let long = format!("/v2/{}/manifests/v1", "a".repeat(256));
-    assert!(route(&long).is_err());
+    assert!(api_call(&long).is_err());
 }
 
 fn params(raw: Option<&str>) -> Params {

@@ -12,9 +12,9 @@ use pingora::protocols::http::ServerSession;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clock::unix_now;
-use crate::runtime::backends::{states, Pool};
-use crate::runtime::metrics::{label, Metrics};
+use crate::gateway::backends::{states, Pool};
 use crate::runtime::reload::Reloader;
+use crate::telemetry::metrics::{label, Metrics};
 use crate::tls::certs::read_certificates;
 
 /// Serves the admin paths.

@@ -24,7 +24,7 @@ pub struct Reloader {
     pub tls: Arc<LiveTls>,
     pub access: Arc<ArcSwap<Access>>,
     /// Kept across reloads (`audit.path` changes take a restart).
-    pub audit: Arc<crate::runtime::audit::Audit>,
+    pub audit: Arc<crate::telemetry::audit::Audit>,
 }
 
 impl Reloader {

@@ -11,15 +11,15 @@ use pingora::server::{RunArgs, Server};
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::gateway::backends::{self, OpenRegistry, Pool};
 use crate::gateway::decide::Access;
 use crate::gateway::proxy::Gateway;
+use crate::pingora_fixes::lifecycle::{GracefulStop, InFlight};
 use crate::pingora_fixes::stall::WatchedApp;
 use crate::runtime::admin::AdminApp;
-use crate::runtime::audit::Audit;
-use crate::runtime::backends::{self, OpenRegistry, Pool};
-use crate::runtime::lifecycle::{GracefulStop, InFlight};
-use crate::runtime::metrics::Metrics;
 use crate::runtime::reload::Reloader;
+use crate::telemetry::audit::Audit;
+use crate::telemetry::metrics::Metrics;
 use crate::tls::client_auth::PeerRecorder;
 use crate::tls::{self, LiveTls};
 use pingora::listeners::ListenerConfig;
@@ -67,7 +67,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::default());
-    crate::runtime::metrics::install_global(Arc::clone(&metrics));
+    crate::telemetry::metrics::install_global(Arc::clone(&metrics));
     let open_registry = OpenRegistry::default();
     let health_check = background_service(
         "registry health check",

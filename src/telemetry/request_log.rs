@@ -157,7 +157,7 @@ impl<S: tracing::Subscriber> Layer<S> for HandshakeFailures {
         event.record(&mut message);
         if let (Some(reason), Some(metrics)) = (
             handshake_failure_reason(&message.0),
-            crate::runtime::metrics::global(),
+            crate::telemetry::metrics::global(),
         ) {
             metrics.handshake_failure(reason);
         }
