@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::auth::acl::{Acl, Decision, Subject};
 use crate::config::Config;
 use crate::registry::params::Params;
-use crate::registry::scope::{parse_scopes, required_scopes, Scope};
+use crate::registry::scope::{format_scopes, parse_scopes, required_scopes, Scope};
 
 /// Arguments of `portcullis explain`.
 #[derive(Debug, clap::Args)]
@@ -53,7 +53,7 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
             if scopes.is_empty() {
                 "no scope (authentication only)".to_string()
             } else {
-                list(&scopes)
+                format_scopes(&scopes)
             }
         );
         all_allowed &= explain_scopes(&config.acl, &subject, &who, &scopes);
@@ -121,12 +121,4 @@ fn explain_scopes(acl: &Acl, subject: &Subject<'_>, who: &str, scopes: &[Scope])
         }
     }
     allowed
-}
-
-fn list(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -16,7 +16,7 @@ use crate::config::{Config, TokenConfig};
 use crate::registry::answers::{BearerError, GatewayError, OAuthError};
 use crate::registry::params::{is_form_content_type, Params};
 use crate::registry::scope::Action;
-use crate::registry::scope::{required_scopes, RouteError, Scope};
+use crate::registry::scope::{format_scopes, required_scopes, RouteError, Scope};
 use crate::telemetry::audit::Audit;
 use crate::tls::client_auth::ClientIdentity;
 
@@ -330,11 +330,7 @@ impl Access {
             ),
             _ => None,
         };
-        let scope_text = granted
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let scope_text = format_scopes(&granted);
         tracing::info!(client = %show(ip), user = %principal.user, granted = %scope_text, "token issued");
         Ok(TokenResponse {
             access_token: signed.clone(),

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
 
-use super::scope::Scope;
+use super::scope::{format_scopes, Scope};
 
 /// Header that marks a v2 registry; clients check it on the `/v2/` answer (distribution#460).
 pub const API_VERSION_HEADER: &str = "Docker-Distribution-API-Version";
@@ -219,8 +219,7 @@ impl GatewayError {
             } => {
                 let mut value = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
                 if !scopes.is_empty() {
-                    let scope: Vec<String> = scopes.iter().map(Scope::to_string).collect();
-                    value.push_str(&format!(",scope=\"{}\"", scope.join(" ")));
+                    value.push_str(&format!(",scope=\"{}\"", format_scopes(scopes)));
                 }
                 if let Some(error) = error {
                     value.push_str(&format!(",error=\"{}\"", error.code()));

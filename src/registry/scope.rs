@@ -286,6 +286,16 @@ pub fn parse_scopes(text: &str) -> Vec<Scope> {
         .collect()
 }
 
+/// The inverse of [`parse_scopes`]: scopes as a challenge's or a token answer's `scope`
+/// value, separated by spaces.
+pub fn format_scopes(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(Scope::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn parse_scope(text: &str) -> Option<Scope> {
     let (kind, rest) = text.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
