@@ -32,13 +32,31 @@ pub fn require_tool(tool: &str) -> PathBuf {
     })
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, never handed out before in this process.
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range (32768..60999), so an
+/// outgoing connection (the gateway to its registry, a client to the gateway) cannot take
+/// one between this check and the server's bind; each test process starts at its own
+/// offset and walks forward, so two servers started at once never get the same port (the
+/// kernel's `bind(0)` may hand the same port out twice in a row).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    const SPAN: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// Waits until something accepts TCP connections on `port`, or panics with `log`'s text.
