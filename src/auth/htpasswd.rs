@@ -18,6 +18,16 @@ pub struct HtpasswdDb {
     dummy_hash: String,
 }
 
+/// Two files are the same when they hold the same users and hashes; the dummy hash is
+/// random on every parse and says nothing about the file.
+impl PartialEq for HtpasswdDb {
+    fn eq(&self, other: &Self) -> bool {
+        self.users == other.users
+    }
+}
+
+impl Eq for HtpasswdDb {}
+
 impl std::fmt::Debug for HtpasswdDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HtpasswdDb")
@@ -238,5 +248,19 @@ mod tests {
     fn duplicate_users_are_refused() {
         let text = format!("{}\n{}\n", line("a", "1"), line("a", "2"));
         assert_eq!(HtpasswdDb::parse(&text).unwrap_err()[0].line, 2);
+    }
+
+    #[test]
+    fn the_same_file_parsed_twice_is_equal_and_an_edit_is_not() {
+        let text = format!("{}\n", line("a", "1"));
+        assert_eq!(
+            HtpasswdDb::parse(&text).unwrap(),
+            HtpasswdDb::parse(&text).unwrap()
+        );
+        let other = format!("{}\n", line("a", "1"));
+        assert_ne!(
+            HtpasswdDb::parse(&text).unwrap(),
+            HtpasswdDb::parse(&other).unwrap()
+        );
     }
 }

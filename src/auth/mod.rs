@@ -8,6 +8,7 @@ pub mod acl;
 pub mod basic;
 pub mod cache;
 pub mod htpasswd;
+pub mod jwt_crypto;
 pub mod passwords;
 pub mod settings;
 pub mod throttle;
@@ -22,8 +23,10 @@ use passwords::{PasswordChecker, Verdict};
 use throttle::Throttle;
 
 /// `auth.require`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Require {
+    #[default]
     All,
     Any,
 }
@@ -39,6 +42,19 @@ pub enum AuthMethod {
     Certificate,
     /// A Bearer token; what it allows is in its grant, not in the ACL.
     Token,
+}
+
+impl AuthMethod {
+    /// Its name in metrics labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::Anonymous => "anonymous",
+            AuthMethod::Basic => "basic",
+            AuthMethod::Certificate => "certificate",
+            AuthMethod::Token => "token",
+        }
+    }
 }
 
 /// Who a request is from.
@@ -93,7 +109,6 @@ pub struct Attempt<'a> {
 
 /// Basic auth as configured.
 pub struct BasicAuth {
-    pub realm: String,
     pub checker: PasswordChecker,
 }
 
@@ -111,7 +126,6 @@ impl Authenticator {
     /// cache and throttle state.
     pub fn new(auth: &settings::AuthConfig, certificates: bool) -> Self {
         let basic = auth.htpasswd.as_ref().map(|h| BasicAuth {
-            realm: h.realm.clone(),
             checker: PasswordChecker::new(
                 h.path.clone(),
                 h.db.clone(),

@@ -116,7 +116,8 @@ impl PasswordChecker {
     }
 
     /// Re-reads the file when its size or modification time changed (at most once a
-    /// second); clears the cache on a good new file, keeps the old users on a bad one.
+    /// second) and [`install`](Self::install)s a good new file; a bad one keeps the old
+    /// users.
     fn reload_if_changed(&self) {
         {
             let mut last = self.last_look.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,8 +127,12 @@ impl PasswordChecker {
             *last = Instant::now();
         }
         let now = stamp(&self.path);
-        if now == self.db.read().unwrap_or_else(|e| e.into_inner()).1 {
-            return;
+        {
+            let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+            if now == db.1 {
+                return;
+            }
+            db.1 = now;
         }
         let parsed = std::fs::read_to_string(&self.path)
             .map_err(|e| e.to_string())
@@ -139,17 +144,24 @@ impl PasswordChecker {
                         .join("; ")
                 })
             });
-        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
-        db.1 = now;
         match parsed {
-            Ok(new) => {
-                tracing::info!(path = %self.path.display(), users = new.len(), "htpasswd file changed; reloaded");
-                db.0 = Arc::new(new);
-                self.cache.clear();
-            }
+            Ok(new) => self.install(new),
             Err(why) => {
                 tracing::warn!(path = %self.path.display(), "htpasswd file changed but is invalid; keeping the previous users: {why}")
             }
         }
+    }
+
+    /// Checks passwords against `new` from now on, if it differs from the users in force
+    /// (then the cache is cleared). The one way users change: the file's own poll and a
+    /// configuration reload (which read and validated the file again) both end here.
+    pub fn install(&self, new: HtpasswdDb) {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if *db.0 == new {
+            return;
+        }
+        tracing::info!(path = %self.path.display(), users = new.len(), "htpasswd file changed; reloaded");
+        db.0 = Arc::new(new);
+        self.cache.clear();
     }
 }

@@ -32,10 +32,7 @@ fn authenticator(
         2,
     );
     let auth = Authenticator {
-        basic: Some(BasicAuth {
-            realm: "Registry Realm".into(),
-            checker,
-        }),
+        basic: Some(BasicAuth { checker }),
         certificates,
         require,
         throttle: Throttle::new(max_failures, Duration::from_secs(60)),

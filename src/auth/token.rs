@@ -285,6 +285,7 @@ impl Signer {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
         header.x5c = Some(self.x5c.clone());
+        super::jwt_crypto::install();
         jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| e.to_string())
     }
 }
@@ -407,6 +408,7 @@ impl Verifier {
             ));
         }
         let mut last = TokenError("no trusted key verifies it".into());
+        super::jwt_crypto::install();
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.leeway = LEEWAY_SECONDS;

@@ -58,11 +58,21 @@ fn claims() -> Claims {
     }
 }
 
+/// `jsonwebtoken::encode` with the gateway's JWT crypto installed.
+fn encode<T: serde::Serialize>(
+    header: &Header,
+    claims: &T,
+    key: &EncodingKey,
+) -> jsonwebtoken::errors::Result<String> {
+    crate::auth::jwt_crypto::install();
+    jsonwebtoken::encode(header, claims, key)
+}
+
 /// Signs `claims` with the test key, as an attacker who holds it (or not) would.
 fn forge(keys: &Keys, claims: &Claims, kid: Option<String>) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = kid;
-    jsonwebtoken::encode(
+    encode(
         &header,
         claims,
         &EncodingKey::from_ec_pem(keys.key_pem.as_bytes()).unwrap(),
@@ -131,13 +141,23 @@ fn forged_tokens_are_refused() {
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
         k.signer.x5c[0]
     );
-    let hs = jsonwebtoken::encode(
+    // Signed by hand: the gateway's JWT crypto makes no HS256 signature...
+    let hs_input = format!(
+        "{}.{}",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(&serde_json::to_vec(&good).unwrap())
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, public_pem.as_bytes());
+    let mac = ring::hmac::sign(&key, hs_input.as_bytes());
+    let hs = format!("{hs_input}.{}", b64url(mac.as_ref()));
+    assert!(k.verifier.verify(&hs).is_err());
+    // ...and none at all for an algorithm other than ES256 and RS256.
+    assert!(encode(
         &Header::new(Algorithm::HS256),
         &good,
-        &EncodingKey::from_secret(public_pem.as_bytes()),
+        &EncodingKey::from_secret(public_pem.as_bytes()).unwrap(),
     )
-    .unwrap();
-    assert!(k.verifier.verify(&hs).is_err());
+    .is_err());
 
     let mut expired = good.clone();
     expired.exp = now() - LEEWAY_SECONDS - 10;
@@ -276,7 +296,7 @@ fn external_issuers_from_certificates_and_jwks() {
         iss: "other-issuer".into(),
         ..claims()
     };
-    let signed = jsonwebtoken::encode(
+    let signed = encode(
         &header,
         &claims,
         &EncodingKey::from_ec_pem(other.key_pem().as_bytes()).unwrap(),
@@ -284,7 +304,7 @@ fn external_issuers_from_certificates_and_jwks() {
     .unwrap();
     assert_eq!(verifier.verify(&signed).unwrap().subject, "alice");
     header.kid = Some("unknown-key".into());
-    let unknown = jsonwebtoken::encode(
+    let unknown = encode(
         &header,
         &claims,
         &EncodingKey::from_ec_pem(other.key_pem().as_bytes()).unwrap(),

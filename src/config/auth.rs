@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{FileAuth, FileClientAuth, FileClientAuthMode, FileRequire, FileUserFrom};
+use super::file::{FileAuth, FileClientAuth};
 use super::{resolve_path, AuthConfig, ClientAuthConfig, HtpasswdConfig, Problem};
 use crate::auth::htpasswd::HtpasswdDb;
 use crate::auth::Require;
-use crate::tls::client_auth::{build_verifier, ClientAuthMode, UserFrom};
+use crate::tls::client_auth::{build_verifier, ClientAuthMode};
 
 /// Loads the client CA files and CRLs.
 pub fn parse_client_auth(
@@ -16,16 +16,7 @@ pub fn parse_client_auth(
 ) -> Result<ClientAuthConfig, Vec<Problem>> {
     let cas: Vec<PathBuf> = file.cas.iter().map(|p| resolve_path(base, p)).collect();
     let crls: Vec<PathBuf> = file.crls.iter().map(|p| resolve_path(base, p)).collect();
-    let mode = match file.mode {
-        FileClientAuthMode::Require => ClientAuthMode::Require,
-        FileClientAuthMode::Optional => ClientAuthMode::Optional,
-    };
-    let user_from = match file.user_from {
-        FileUserFrom::Cn => UserFrom::Cn,
-        FileUserFrom::SanDns => UserFrom::SanDns,
-        FileUserFrom::SanEmail => UserFrom::SanEmail,
-        FileUserFrom::SanUri => UserFrom::SanUri,
-    };
+    let (mode, user_from) = (file.mode, file.user_from);
     let verifier = build_verifier(&cas, &crls, mode)?;
     Ok(ClientAuthConfig {
         mode,
@@ -66,13 +57,10 @@ pub fn parse_auth(
     if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated && !has_acl {
         problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
     }
-    if cert_mode == Some(FileClientAuthMode::Optional) && !has_basic {
+    if cert_mode == Some(ClientAuthMode::Optional) && !has_basic {
         problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd], or use mode = \"require\""));
     }
-    if cert_mode == Some(FileClientAuthMode::Optional)
-        && has_basic
-        && file.require == FileRequire::All
-    {
+    if cert_mode == Some(ClientAuthMode::Optional) && has_basic && file.require == Require::All {
         problems.push(Problem::new("auth.require", "\"all\" needs a certificate from every client, which contradicts tls.client_auth.mode = \"optional\": use require = \"any\" (certificate or password) or mode = \"require\" (certificate and password)"));
     }
     if file.throttle.max_failures > 0 && file.throttle.window == 0 {
@@ -85,10 +73,7 @@ pub fn parse_auth(
         return Err(problems);
     }
     Ok(AuthConfig {
-        require: match file.require {
-            FileRequire::All => Require::All,
-            FileRequire::Any => Require::Any,
-        },
+        require: file.require,
         allow_unauthenticated: file.allow_unauthenticated,
         forward_authorization: file.forward_authorization,
         htpasswd,

@@ -5,6 +5,10 @@
 
 use serde::Deserialize;
 
+use crate::auth::Require;
+use crate::tls::client_auth::{ClientAuthMode, UserFrom};
+use crate::tls::settings::TlsVersion;
+
 /// The whole file. See `conf/portcullis.toml` for a commented example.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +63,7 @@ pub struct FileTls {
     pub key: Option<String>,
     /// Lowest TLS version accepted: `"1.2"` (default) or `"1.3"`.
     #[serde(default)]
-    pub min_version: FileTlsVersion,
+    pub min_version: TlsVersion,
     /// Offer HTTP/2 by ALPN besides HTTP/1.1. Default `true`.
     #[serde(default = "default_true")]
     pub http2: bool,
@@ -77,33 +81,13 @@ pub struct FileClientAuth {
     /// `"require"` (default): no valid certificate, no connection. `"optional"`: a presented
     /// certificate must be valid; without one, Basic auth decides.
     #[serde(default)]
-    pub mode: FileClientAuthMode,
+    pub mode: ClientAuthMode,
     /// PEM CRL files; a revoked certificate fails the handshake. Default none.
     #[serde(default)]
     pub crls: Vec<String>,
     /// Which field names the user: `"cn"` (default), `"san-dns"`, `"san-email"`, `"san-uri"`.
     #[serde(default)]
-    pub user_from: FileUserFrom,
-}
-
-/// `tls.client_auth.mode`
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FileClientAuthMode {
-    #[default]
-    Require,
-    Optional,
-}
-
-/// `tls.client_auth.user_from`
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum FileUserFrom {
-    #[default]
-    Cn,
-    SanDns,
-    SanEmail,
-    SanUri,
+    pub user_from: UserFrom,
 }
 
 /// `[auth]`
@@ -113,7 +97,7 @@ pub struct FileAuth {
     /// With Basic auth and client certificates both configured: `"all"` (default, both
     /// needed) or `"any"` (either is enough).
     #[serde(default)]
-    pub require: FileRequire,
+    pub require: Require,
     /// Without any method configured Portcullis refuses to start unless this is `true`
     /// ("TLS only, no auth", for a network where every client is trusted). Default `false`.
     #[serde(default)]
@@ -232,15 +216,6 @@ fn default_refresh_expiration() -> u64 {
     604_800
 }
 
-/// `auth.require`
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FileRequire {
-    #[default]
-    All,
-    Any,
-}
-
 /// `[auth.htpasswd]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -311,16 +286,6 @@ impl Default for FileCache {
             capacity: default_cache_capacity(),
         }
     }
-}
-
-/// `tls.min_version`
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-pub enum FileTlsVersion {
-    #[default]
-    #[serde(rename = "1.2")]
-    Tls12,
-    #[serde(rename = "1.3")]
-    Tls13,
 }
 
 /// `[timeouts]`, all in seconds.

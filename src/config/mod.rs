@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod auth;
+pub mod boot;
 pub mod env;
 pub mod file;
 mod parse;
@@ -21,7 +22,7 @@ use crate::registry::forwarding::TrustedProxies;
 use crate::tls::certs::load_server_identity;
 pub use crate::tls::settings::{ClientAuthConfig, TlsConfig, TlsVersion};
 pub use file::LogFormat;
-use file::{FileConfig, FileTls, FileTlsVersion};
+use file::{FileConfig, FileTls};
 use parse::{default_threads, parse_admin, parse_cidrs, parse_listen, parse_upstreams};
 
 pub use crate::problem::Problem;
@@ -337,10 +338,7 @@ fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Proble
         (Ok(i), Ok(c)) => (i, c),
         (i, c) => return Err(i.err().into_iter().chain(c.err()).flatten().collect()),
     };
-    let min_version = match tls.min_version {
-        FileTlsVersion::Tls12 => TlsVersion::Tls12,
-        FileTlsVersion::Tls13 => TlsVersion::Tls13,
-    };
+    let min_version = tls.min_version;
     Ok(TlsConfig {
         certificate,
         key,

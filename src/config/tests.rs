@@ -284,3 +284,30 @@ fn token_section_with_trusted_issuers() {
     let problems = Config::from_toml(&missing_trust, dir.path()).unwrap_err();
     assert_eq!(keys(&problems), ["auth.token.trust[1]"], "{problems:?}");
 }
+
+/// Every boot setting a reload cannot apply is named; what reloads is not.
+#[test]
+fn boot_changes_are_named_key_by_key() {
+    let (dir, text) = fixture();
+    let hash = bcrypt::hash("secret", 4).unwrap();
+    std::fs::write(dir.path().join("users"), format!("alice:{hash}\n")).unwrap();
+    let with = |top: &str, htpasswd: &str| {
+        let text = format!("{top}\n{text}\n[auth.htpasswd]\npath = \"users\"\n{htpasswd}\n");
+        boot::Boot::of(&Config::from_toml(&text, dir.path()).unwrap())
+    };
+    let base = with("", "");
+    assert!(base.changed_keys(&with("", "")).is_empty());
+    assert_eq!(base.changed_keys(&with("watch = true", "")), ["watch"]);
+    assert_eq!(
+        base.changed_keys(&with("", "workers = 3")),
+        ["auth.htpasswd.workers"]
+    );
+    assert_eq!(
+        base.changed_keys(&with(
+            "trusted_proxies = [\"10.0.0.0/8\"]\nwatch = true",
+            ""
+        )),
+        ["trusted_proxies", "watch"]
+    );
+    assert!(base.same_tls_shape(&with("", "realm = \"elsewhere\"")));
+}

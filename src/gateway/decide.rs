@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::auth::acl::{Acl, Decision};
+use crate::auth::acl::{Acl, Decision as AclDecision};
 use crate::auth::token::now;
 use crate::auth::token_endpoint::{parse_get, parse_post, GrantKind, TokenRequest, TokenResponse};
 use crate::auth::{show, Attempt, AuthMethod, Authenticator, Failure, Principal};
@@ -16,8 +16,7 @@ use crate::config::{Config, TokenConfig};
 use crate::registry::answers::{BearerError, GatewayError, OAuthError};
 use crate::registry::params::{is_form_content_type, Params};
 use crate::registry::scope::Action;
-use crate::registry::scope::{format_scopes, required_scopes, RouteError, Scope};
-use crate::telemetry::audit::Audit;
+use crate::registry::scope::{format_scopes, scopes_of, ApiCall, RouteError, Scope};
 use crate::tls::client_auth::ClientIdentity;
 
 /// How a refresh token's subject first proved who they are (its `auth_method` claim).
@@ -55,28 +54,58 @@ pub struct Access {
     basic_realm: Option<String>,
     /// Whether any credentials can be presented (then `/v2/` challenges anonymous clients).
     credentials_matter: bool,
-    /// Where refusals of authenticated requests are recorded.
-    pub audit: Arc<Audit>,
+}
+
+/// The outcome of deciding one `/v2/` request, kept until the request is logged: metrics
+/// and the audit log are written from it, once.
+#[derive(Debug)]
+pub struct Decision {
+    /// The authentication method that decided (`none`, `anonymous`, `basic`, `certificate`,
+    /// `token`), or for a refusal the credentials presented (`basic`, `token`, `other`,
+    /// `anonymous`).
+    pub method: &'static str,
+    pub verdict: Result<Principal, Refusal>,
+}
+
+/// Why a request is refused, and as whom it is audited.
+#[derive(Debug)]
+pub struct Refusal {
+    pub answer: GatewayError,
+    /// The user to audit the refusal as (empty when the credentials named nobody);
+    /// `None` when it is not audited: refusals of clients that sent no credentials
+    /// (every docker login starts with a challenge) unless throttled, and read-only
+    /// refusals.
+    pub audit_as: Option<String>,
+}
+
+impl Decision {
+    /// The `outcome` label of the auth metric.
+    pub fn outcome(&self) -> &'static str {
+        match &self.verdict {
+            Ok(_) => "ok",
+            Err(refusal) => match refusal.answer.status().as_u16() {
+                401 | 403 | 405 => "denied",
+                429 => "throttled",
+                503 => "unavailable",
+                _ => "bad_request",
+            },
+        }
+    }
 }
 
 impl Access {
-    pub fn from_config(config: &Config, audit: Arc<Audit>) -> Self {
+    pub fn from_config(config: &Config) -> Self {
         Self::with_authenticator(
             config,
             Arc::new(Authenticator::new(
                 &config.auth,
                 config.tls.client_auth.is_some(),
             )),
-            audit,
         )
     }
 
     /// The rules of `config` with an existing authenticator (a reload).
-    pub fn with_authenticator(
-        config: &Config,
-        authn: Arc<Authenticator>,
-        audit: Arc<Audit>,
-    ) -> Self {
+    pub fn with_authenticator(config: &Config, authn: Arc<Authenticator>) -> Self {
         let credentials_matter =
             authn.basic.is_some() || authn.certificates || config.auth.token.is_some();
         Access {
@@ -85,7 +114,6 @@ impl Access {
             acl: config.acl.clone(),
             token: config.auth.token.clone(),
             credentials_matter,
-            audit,
         }
     }
 
@@ -94,53 +122,79 @@ impl Access {
         self.token.as_ref().map(|t| t.path.as_str())
     }
 
-    /// Decides a `/v2/` request whose query parsed as `params` (see [`registry_params`]):
-    /// the principal to log, or the answer that refuses it.
+    /// Decides a `/v2/` request, the API call `call` (`None`: no registry route) whose
+    /// query parsed as `params` (see [`registry_params`]).
     pub async fn registry_request(
         &self,
         req: RequestFacts<'_>,
+        call: Option<&ApiCall>,
         params: &Params,
-    ) -> Result<Principal, GatewayError> {
-        let scopes = required_scopes(req.method, req.path, params).map_err(|e| match e {
-            RouteError::UnknownPath => GatewayError::NotFound,
-            RouteError::Method => {
-                GatewayError::MethodNotAllowed("GET, HEAD, POST, PUT, PATCH, DELETE")
+    ) -> Decision {
+        let verdict = self.authorize(req, call, params).await;
+        let method = match &verdict {
+            Ok(principal) => principal.method.label(),
+            Err(_) => presented(req.authorization),
+        };
+        Decision { method, verdict }
+    }
+
+    /// The principal a `/v2/` request is let through as, or its refusal.
+    async fn authorize(
+        &self,
+        req: RequestFacts<'_>,
+        call: Option<&ApiCall>,
+        params: &Params,
+    ) -> Result<Principal, Refusal> {
+        // Refusals other than the ACL's are audited, without a user, when the client
+        // presented credentials (or was throttled).
+        let refused = |answer: GatewayError| {
+            let audited = !matches!(answer, GatewayError::Denied(_) | GatewayError::ReadOnly)
+                && (req.authorization.is_some() || answer.status().as_u16() == 429);
+            Refusal {
+                answer,
+                audit_as: audited.then(String::new),
             }
-            RouteError::MountSource => GatewayError::NameInvalid,
-        })?;
+        };
+        let scopes = call
+            .ok_or(RouteError::UnknownPath)
+            .and_then(|c| scopes_of(c, req.method, params))
+            .map_err(|e| {
+                refused(match e {
+                    RouteError::UnknownPath => GatewayError::NotFound,
+                    RouteError::Method => {
+                        GatewayError::MethodNotAllowed("GET, HEAD, POST, PUT, PATCH, DELETE")
+                    }
+                    RouteError::MountSource => GatewayError::NameInvalid,
+                })
+            })?;
         if let (Some(token), Some(bearer)) = (&self.token, bearer(req.authorization)) {
-            return self.token_holder(token, bearer, &scopes);
+            return self.token_holder(token, bearer, &scopes).map_err(refused);
         }
-        let attempt = req.attempt();
         let principal = self
             .authn
-            .authenticate(attempt)
+            .authenticate(req.attempt())
             .await
-            .map_err(|f| failure_answer(f, self.challenge(&scopes, None)))?;
+            .map_err(|f| refused(failure_answer(f, self.challenge(&scopes, None))))?;
         let anonymous = principal.method == AuthMethod::Anonymous;
         if scopes.is_empty() && anonymous && self.credentials_matter {
-            return Err(self.challenge(&scopes, None));
+            return Err(refused(self.challenge(&scopes, None)));
         }
         let subject = principal.subject(req.client_ip);
         for scope in &scopes {
             for action in &scope.actions {
                 match self.acl.decide(&subject, &scope.resource, *action) {
-                    Decision::Allow { .. } => {}
-                    Decision::ReadOnly => return Err(GatewayError::ReadOnly),
-                    Decision::Deny { reason, .. } => {
+                    AclDecision::Allow { .. } => {}
+                    AclDecision::ReadOnly => return Err(refused(GatewayError::ReadOnly)),
+                    AclDecision::Deny { reason, .. } => {
                         tracing::info!(client = %show(req.client_ip), user = %principal.user, scope = %scope, reason = %reason, "access denied");
-                        let refusal = self.refusal(anonymous, &scopes);
-                        if !anonymous {
-                            crate::gateway::observe::audit_refusal(
-                                &self.audit,
-                                req.method,
-                                req.path,
-                                refusal.status().as_u16(),
-                                &principal.user,
-                                req.client_ip,
-                            );
-                        }
-                        return Err(refusal);
+                        let refusal = refused(self.refusal(anonymous, &scopes));
+                        return Err(match anonymous {
+                            true => refusal,
+                            false => Refusal {
+                                audit_as: Some(principal.user.clone()),
+                                ..refusal
+                            },
+                        });
                     }
                 }
             }
@@ -367,6 +421,21 @@ fn failure_answer(failure: Failure, challenge: GatewayError) -> GatewayError {
             GatewayError::Denied("a client certificate naming the user is required")
         }
         Failure::Busy => GatewayError::Unavailable,
+    }
+}
+
+/// The `method` label of a refused request: the scheme of the credentials it presented.
+fn presented(authorization: Option<&[u8]>) -> &'static str {
+    let Some(header) = authorization else {
+        return "anonymous";
+    };
+    let scheme = header.split(|b| *b == b' ').next().unwrap_or_default();
+    if scheme.eq_ignore_ascii_case(b"basic") {
+        "basic"
+    } else if scheme.eq_ignore_ascii_case(b"bearer") {
+        "token"
+    } else {
+        "other"
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::cli::devcerts;
-use crate::registry::scope::Resource;
+use crate::registry::scope::{api_call, Resource};
 
 const ALICE: &str = "alice:wonderland";
 const MALLORY: &str = "alice:wrong";
@@ -83,7 +83,7 @@ fn access(setup: Setup) -> (Access, tempfile::TempDir) {
         text.push_str(RULES);
     }
     let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|p| panic!("{text}\n{p:?}"));
-    (Access::from_config(&config, Arc::new(Audit::off())), dir)
+    (Access::from_config(&config), dir)
 }
 
 /// What a case's request brings.
@@ -111,6 +111,22 @@ fn basic_header(user_pass: &str) -> Vec<u8> {
 /// The status the gateway would answer with (200 when let through) and its challenge's
 /// scheme, if any.
 fn decide(access: &Access, creds: Creds, method: &str, path: &str) -> (u16, Option<String>) {
+    match decision_of(access, creds, method, path).verdict {
+        Ok(_) => (200, None),
+        Err(Refusal { answer: e, .. }) => {
+            let challenge = e
+                .response(true)
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
+                .map(|(_, v)| v.split(' ').next().unwrap_or_default().to_string());
+            (e.status().as_u16(), challenge)
+        }
+    }
+}
+
+/// The whole decision on a request.
+fn decision_of(access: &Access, creds: Creds, method: &str, path: &str) -> Decision {
     let identity = |user: Option<&str>| ClientIdentity {
         subject: "CN=x".into(),
         user: user.map(str::to_string),
@@ -141,18 +157,8 @@ fn decide(access: &Access, creds: Creds, method: &str, path: &str) -> (u16, Opti
         .enable_all()
         .build()
         .unwrap();
-    match runtime.block_on(access.registry_request(facts, &params)) {
-        Ok(_) => (200, None),
-        Err(e) => {
-            let challenge = e
-                .response(true)
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
-                .map(|(_, v)| v.split(' ').next().unwrap_or_default().to_string());
-            (e.status().as_u16(), challenge)
-        }
-    }
+    let call = api_call(path).ok();
+    runtime.block_on(access.registry_request(facts, call.as_ref(), &params))
 }
 
 /// A name, the set-up, the credentials, the request, the status and challenge expected.
@@ -424,4 +430,47 @@ fn every_combination_decides_as_documented() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// What metrics and the audit log record of a decision: the method label, the outcome, and
+/// as whom a refusal is audited (a named user the ACL refused, nobody for bad credentials,
+/// not at all for a client that sent none).
+#[test]
+fn decisions_say_how_they_are_recorded() {
+    let (access, _dir) = access(Setup {
+        token: true,
+        ..BASIC
+    });
+    let other = "/v2/other/app/manifests/latest";
+    let record = |creds, (method, path): (&str, &str)| {
+        let d = decision_of(&access, creds, method, path);
+        let audit = d.verdict.as_ref().err().map(|r| r.audit_as.clone());
+        (d.method, d.outcome(), audit)
+    };
+    let alice = Some(Some("alice".to_string()));
+    let nobody = Some(Some(String::new()));
+    assert_eq!(record(Creds::Basic(ALICE), PULL), ("basic", "ok", None));
+    assert_eq!(record(Creds::Token, PULL), ("token", "ok", None));
+    assert_eq!(
+        record(Creds::Basic(ALICE), ("GET", other)),
+        ("basic", "denied", alice)
+    );
+    assert_eq!(
+        record(Creds::Basic(MALLORY), PULL),
+        ("basic", "denied", nobody.clone())
+    );
+    assert_eq!(
+        record(Creds::ForgedToken, PULL),
+        ("token", "denied", nobody.clone())
+    );
+    assert_eq!(record(Creds::Token, PUSH), ("token", "denied", nobody));
+    assert_eq!(
+        record(Creds::None, PULL),
+        ("anonymous", "denied", Some(None))
+    );
+    assert_eq!(
+        record(Creds::None, PUBLIC),
+        ("anonymous", "ok", None),
+        "anonymous pulls of public/*"
+    );
 }

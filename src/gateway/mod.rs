@@ -5,3 +5,5 @@ pub mod backends;
 pub mod decide;
 pub mod observe;
 pub mod proxy;
+pub mod respond;
+pub mod state;

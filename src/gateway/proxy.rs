@@ -1,25 +1,25 @@
-//! The pingora `ProxyHttp` implementation. It only wires hooks to the pure modules:
-//! [`registry::classify`], [`headers::plan_forwarding`], [`errors::GatewayError`] and the
-//! access log.
+//! The pingora `ProxyHttp` implementation. It only wires hooks to the pure modules
+//! ([`classify`], [`plan_forwarding`], [`GatewayError`]) and to the access decision of
+//! [`crate::gateway::decide`], made on the one live state loaded when the request starts;
+//! `logging` records metrics and audit events once, from that decision.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, ErrorType};
+use pingora::{Error, ErrorType};
 
-use crate::auth::token_endpoint::MAX_FORM;
-use crate::config::Config;
 use crate::gateway::backends::{self, OpenRegistry, Pool};
-use crate::gateway::decide::{registry_params, Access, RequestFacts};
+use crate::gateway::decide::{registry_params, Decision, Refusal, RequestFacts};
 use crate::gateway::observe;
+use crate::gateway::respond::{failure_answer, read_form, write_answer, write_health, write_json};
+use crate::gateway::state::{Live, State};
 use crate::pingora_fixes;
 use crate::pingora_fixes::lifecycle::{InFlight, InFlightGuard};
 use crate::registry::answers::OAuthError;
@@ -28,17 +28,17 @@ use crate::registry::forwarding::{
     effective_host, plan_forwarding, Forwarding, ForwardingInput, FORWARDING_HEADERS,
 };
 use crate::registry::params::Params;
+use crate::registry::scope::{api_call, ApiCall};
 use crate::registry::{classify, is_version_check, version_check_response, Endpoint};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::request_log;
 use crate::tls::client_auth::ClientIdentity;
 
-/// The gateway: configuration, authentication state and the shared in-flight counter.
+/// The gateway: the shared state, telemetry, the registry replicas and the in-flight
+/// counter.
 pub struct Gateway {
-    pub config: Arc<Config>,
-    /// Replaced on reload.
-    pub access: Arc<ArcSwap<Access>>,
+    pub state: Arc<State>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<Audit>,
     /// The registry replicas and their health.
@@ -51,7 +51,13 @@ pub struct Gateway {
 /// Per-request state, from the first hook to the access log.
 pub struct RequestCtx {
     started: Instant,
+    /// The live state the whole request is decided on (a reload may land meanwhile).
+    live: Arc<Live>,
     route: Endpoint,
+    /// The registry API call a `/v2/` path is, parsed once.
+    call: Option<ApiCall>,
+    /// The access decision of a `/v2/` request, recorded in `logging`.
+    decision: Option<Decision>,
     /// Host the client addressed, and the forwarding headers for the backend.
     host: Option<String>,
     forwarding: Option<Forwarding>,
@@ -93,7 +99,7 @@ impl Gateway {
             x_forwarded_proto: header("x-forwarded-proto"),
             x_forwarded_host: header("x-forwarded-host"),
         };
-        let plan = plan_forwarding(&input, &self.config.trusted_proxies);
+        let plan = plan_forwarding(&input, &self.state.boot.trusted_proxies);
         (host, plan)
     }
 
@@ -131,46 +137,36 @@ impl Gateway {
         &self,
         session: &Session,
         ctx: &mut RequestCtx,
-    ) -> Option<GatewayError> {
+    ) -> Option<GatewayResponse> {
         let req = session.req_header();
         let content_types = req.headers.get_all(http::header::CONTENT_TYPE).iter();
         let params = match registry_params(req.uri.query(), content_types.map(|v| v.as_bytes())) {
             Ok(params) => params,
-            Err(refusal) => return Some(refusal),
+            Err(refusal) => return Some(refusal.response(true)),
         };
         ctx.upstream_target = match upstream_target(req.uri.path(), &params) {
             Some(target) => Some(target),
-            None => return Some(GatewayError::BadRequest("the request target is not usable")),
+            None => {
+                let refusal = GatewayError::BadRequest("the request target is not usable");
+                return Some(refusal.response(true));
+            }
         };
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        let result = self
+        let live = Arc::clone(&ctx.live);
+        let decision = live
             .access
-            .load_full()
-            .registry_request(facts, &params)
+            .registry_request(facts, ctx.call.as_ref(), &params)
             .await;
-        let (method, outcome) = observe::auth_labels(&result, facts.authorization);
-        self.metrics.auth(method, outcome);
-        match result {
+        let answer = match &decision.verdict {
             Ok(principal) => {
-                ctx.user = Some(principal.user).filter(|u| !u.is_empty());
+                ctx.user = Some(principal.user.clone()).filter(|u| !u.is_empty());
                 None
             }
-            Err(refusal) => {
-                if observe::audited_refusal(&refusal, facts.authorization) {
-                    let status = refusal.status().as_u16();
-                    observe::audit_refusal(
-                        &self.audit,
-                        facts.method,
-                        facts.path,
-                        status,
-                        "",
-                        ctx.client_ip,
-                    );
-                }
-                Some(refusal)
-            }
-        }
+            Err(refusal) => Some(refusal.answer.response(true)),
+        };
+        ctx.decision = Some(decision);
+        answer
     }
 
     /// Whether an allowed request is the version check the gateway answers itself: only
@@ -180,7 +176,7 @@ impl Gateway {
     fn answers_version_check(&self, session: &Session) -> bool {
         let req = session.req_header();
         is_version_check(&req.method, req.uri.path())
-            && !self.config.auth.forward_authorization
+            && !self.state.boot.forward_authorization
             && self.open_registry.get()
             && backends::any_healthy(&self.pool)
     }
@@ -204,12 +200,8 @@ impl Gateway {
         }
         let identity = Self::identity(session);
         let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        match self
-            .access
-            .load_full()
-            .token_request(facts, body.as_deref())
-            .await
-        {
+        let live = Arc::clone(&ctx.live);
+        match live.access.token_request(facts, body.as_deref()).await {
             Ok((json, user)) => {
                 ctx.user = Some(user).filter(|u| !u.is_empty());
                 write_json(session, json).await
@@ -219,30 +211,6 @@ impl Gateway {
     }
 }
 
-/// Reads a POST body up to the token endpoint's limit; `None` when it is larger.
-async fn read_form(session: &mut Session) -> pingora::Result<Option<Vec<u8>>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_FORM {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-/// A `200` JSON answer that must not be cached (tokens).
-async fn write_json(session: &mut Session, json: Bytes) -> pingora::Result<()> {
-    let mut header = ResponseHeader::build(200, Some(3))?;
-    header.insert_header("Content-Type", "application/json")?;
-    header.insert_header("Content-Length", json.len().to_string())?;
-    header.insert_header("Cache-Control", "no-store")?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(json), true).await
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -250,7 +218,10 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            live: self.state.live(),
             route: Endpoint::Other,
+            call: None,
+            decision: None,
             host: None,
             forwarding: None,
             client_ip: None,
@@ -269,7 +240,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let t = self.config.timeouts;
+        let t = self.state.boot.timeouts;
         session.set_read_timeout(Some(t.idle));
         session.set_write_timeout(None);
         session.set_keepalive(Some(t.keepalive.as_secs()));
@@ -277,10 +248,13 @@ impl ProxyHttp for Gateway {
         // this, pingora answered the first and closed the connection.
         ctx.connection = pingora_fixes::per_request(session);
         let path = session.req_header().uri.path();
-        ctx.route = match self.access.load().token_path() {
+        ctx.route = match ctx.live.access.token_path() {
             Some(token_path) if token_path == path => Endpoint::Token,
             _ => classify(path),
         };
+        if ctx.route == Endpoint::RegistryApi {
+            ctx.call = api_call(path).ok();
+        }
         let (host, forwarding) = self.forwarding(session);
         ctx.client_ip = forwarding.client_ip;
         ctx.host = host;
@@ -319,7 +293,7 @@ impl ProxyHttp for Gateway {
                     Ok(false)
                 }
                 Some(refusal) => {
-                    write_answer(session, &refusal.response(true)).await?;
+                    write_answer(session, &refusal).await?;
                     Ok(true)
                 }
             },
@@ -361,8 +335,8 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let t = self.config.timeouts;
-        let addr = backends::pick(&self.pool, self.config.upstreams[0].addr);
+        let t = self.state.boot.timeouts;
+        let addr = backends::pick(&self.pool, self.state.boot.upstreams[0].addr);
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
         peer.options.read_timeout = Some(t.idle);
@@ -387,7 +361,7 @@ impl ProxyHttp for Gateway {
         for name in FORWARDING_HEADERS {
             upstream.remove_header(name);
         }
-        if !self.config.auth.forward_authorization {
+        if !self.state.boot.forward_authorization {
             upstream.remove_header(&http::header::AUTHORIZATION);
         }
         if let Some(host) = ctx.host.take() {
@@ -418,15 +392,15 @@ impl ProxyHttp for Gateway {
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok());
             let user = ctx.user.as_deref().unwrap_or_default();
-            observe::audit_write(
-                &self.audit,
-                req.method.as_str(),
-                req.uri.path(),
-                response.status.as_u16(),
-                digest,
+            let audited = observe::Audited {
+                call: ctx.call.as_ref(),
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                status: response.status.as_u16(),
                 user,
-                ctx.client_ip,
-            );
+                client: ctx.client_ip,
+            };
+            observe::audit_write(&self.audit, &audited, digest);
         }
         Ok(())
     }
@@ -440,7 +414,7 @@ impl ProxyHttp for Gateway {
         _ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if self.config.upstreams.len() > 1 {
+        if self.state.boot.upstreams.len() > 1 {
             e.set_retry(true);
         }
         e
@@ -475,7 +449,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let class = observe::route_class(ctx.route, req.uri.path());
+        let class = observe::route_class(ctx.route, ctx.call.as_ref());
         self.metrics.request(
             req.method.as_str(),
             status,
@@ -483,7 +457,25 @@ impl ProxyHttp for Gateway {
             session.body_bytes_read() as u64,
             session.body_bytes_sent() as u64,
         );
-        if self.config.log.access {
+        if let Some(decision) = &ctx.decision {
+            self.metrics.auth(decision.method, decision.outcome());
+            if let Err(Refusal {
+                answer,
+                audit_as: Some(user),
+            }) = &decision.verdict
+            {
+                let audited = observe::Audited {
+                    call: ctx.call.as_ref(),
+                    method: req.method.as_str(),
+                    path: req.uri.path(),
+                    status: answer.status().as_u16(),
+                    user,
+                    client: ctx.client_ip,
+                };
+                observe::audit_refusal(&self.audit, &audited);
+            }
+        }
+        if self.state.boot.log.access {
             request_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }
     }
@@ -495,49 +487,4 @@ fn upstream_target(path: &str, params: &Params) -> Option<http::Uri> {
         Some(query) => format!("{path}?{query}").parse().ok(),
         None => path.parse().ok(),
     }
-}
-
-/// What to answer after a proxying error; `None` when the client is gone.
-fn failure_answer(e: &Error) -> Option<GatewayError> {
-    use ErrorType::*;
-    match (e.esource(), e.etype()) {
-        (_, HTTPStatus(400)) => Some(GatewayError::BadRequest("the request could not be read")),
-        (
-            ErrorSource::Downstream,
-            ReadTimedout | WriteTimedout | ReadError | WriteError | ConnectionClosed,
-        ) => None,
-        (ErrorSource::Downstream, _) => {
-            Some(GatewayError::BadRequest("the request could not be read"))
-        }
-        (_, ConnectTimedout | ReadTimedout | WriteTimedout) => Some(GatewayError::BackendTimeout),
-        (ErrorSource::Upstream, _) => Some(GatewayError::BackendUnreachable),
-        _ => Some(GatewayError::Unavailable),
-    }
-}
-
-/// `200` for the load balancer, without touching the backend.
-async fn write_health(session: &mut Session) -> pingora::Result<()> {
-    let mut header = ResponseHeader::build(200, Some(3))?;
-    header.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    header.insert_header("Content-Length", "0")?;
-    header.insert_header("Cache-Control", "no-cache")?;
-    session.write_response_header(Box::new(header), true).await
-}
-
-/// Writes a gateway answer; HEAD gets the headers only.
-async fn write_answer(session: &mut Session, response: &GatewayResponse) -> pingora::Result<()> {
-    let mut header = ResponseHeader::build(response.status, Some(response.headers.len()))?;
-    for (name, value) in &response.headers {
-        header.insert_header(*name, value.as_str())?;
-    }
-    let head_only = session.req_header().method == Method::HEAD || response.body.is_empty();
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
-    if !head_only {
-        session
-            .write_response_body(Some(Bytes::clone(&response.body)), true)
-            .await?;
-    }
-    Ok(())
 }

@@ -161,13 +161,18 @@ pub fn required_scopes(
     path: &str,
     params: &Params,
 ) -> Result<Vec<Scope>, RouteError> {
+    scopes_of(&api_call(path)?, method, params)
+}
+
+/// The scopes `method` on the API call `call` needs (see [`required_scopes`]).
+pub fn scopes_of(call: &ApiCall, method: &str, params: &Params) -> Result<Vec<Scope>, RouteError> {
     use Action::*;
     let read = matches!(method, "GET" | "HEAD");
     let scope = |name: String, actions: &[Action]| Scope {
         resource: Resource::Repository(name),
         actions: actions.to_vec(),
     };
-    let scopes = match (api_call(path)?, method) {
+    let scopes = match (call.clone(), method) {
         (ApiCall::Base, _) if read => vec![],
         (ApiCall::Catalog, "GET") => vec![Scope {
             resource: Resource::Catalog,

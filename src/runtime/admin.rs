@@ -13,14 +13,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::clock::unix_now;
 use crate::gateway::backends::{states, Pool};
-use crate::runtime::reload::Reloader;
+use crate::gateway::state::State;
 use crate::telemetry::metrics::{label, Metrics};
 use crate::tls::certs::read_certificates;
 
 /// Serves the admin paths.
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
-    pub reloader: Arc<Reloader>,
+    /// Read for the certificate gauges: what is served.
+    pub state: Arc<State>,
     pub pool: Arc<Pool>,
 }
 
@@ -61,14 +62,9 @@ impl AdminApp {
         Err(why.join("; "))
     }
 
-    /// Build info and certificate expiry gauges, from the configuration in force.
+    /// Build info and certificate expiry gauges, from the TLS settings being served.
     fn gauges(&self) -> Vec<(&'static str, &'static str, String, f64)> {
-        let config = self
-            .reloader
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let tls = Arc::clone(&self.state.live().tls);
         let now = unix_now();
         let mut gauges = vec![(
             "portcullis_build_info",
@@ -85,7 +81,7 @@ impl AdminApp {
                 up,
             ));
         }
-        if let Some(leaf) = config.tls.identity.chain.first() {
+        if let Some(leaf) = tls.identity.chain.first() {
             gauges.push((
                 "portcullis_certificate_expiry_seconds",
                 "Seconds until the serving certificate expires.",
@@ -93,7 +89,7 @@ impl AdminApp {
                 (leaf.not_after - now) as f64,
             ));
         }
-        for path in config.tls.client_auth.iter().flat_map(|c| c.cas.iter()) {
+        for path in tls.client_auth.iter().flat_map(|c| c.cas.iter()) {
             for der in read_certificates(path).unwrap_or_default() {
                 use x509_parser::prelude::FromDer;
                 if let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(&der) {

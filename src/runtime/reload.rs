@@ -5,69 +5,79 @@
 //! nothing and the log says exactly why.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
-
+use crate::config::boot::Boot;
 use crate::config::Config;
 use crate::gateway::decide::Access;
-use crate::tls::LiveTls;
+use crate::gateway::state::{Live, State};
 
 /// How often watched files are looked at.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
-/// Holds what a reload replaces.
+/// Reads the configuration again and swaps in a new live state built from it.
 pub struct Reloader {
     pub path: PathBuf,
-    pub current: Mutex<Arc<Config>>,
-    pub tls: Arc<LiveTls>,
-    pub access: Arc<ArcSwap<Access>>,
-    /// Kept across reloads (`audit.path` changes take a restart).
-    pub audit: Arc<crate::telemetry::audit::Audit>,
+    pub state: Arc<State>,
 }
 
 impl Reloader {
-    /// Reads the configuration again and applies what can change while running.
-    /// Returns whether the new configuration was taken.
+    /// Reads the configuration again and applies what can change while running: a whole
+    /// new live state, or nothing when the file is bad. Returns whether one was taken.
     pub fn reload(&self) -> bool {
-        let mut new = match Config::load(&self.path) {
+        let new = match Config::load(&self.path) {
             Ok(new) => new,
             Err(e) => {
                 tracing::error!("reload failed; still serving the previous configuration: {e}");
                 return false;
             }
         };
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        let mut restart = restart_needed(&current, &new);
-        if let Err(why) = self.tls.update(&new.tls) {
-            restart.push(why);
-            // Nothing of the new [tls] is served, so the configuration in force (what
-            // /metrics describes and the next reload compares with) keeps the old one.
-            new.tls = current.tls.clone();
-        }
-        let authn = Arc::clone(&self.access.load().authn);
-        self.access.store(Arc::new(Access::with_authenticator(
-            &new,
-            authn,
-            Arc::clone(&self.audit),
-        )));
-        for warning in &new.tls.identity.warnings {
-            tracing::warn!("tls.certificate: {warning}");
-        }
-        let serving = new
+        let boot = Boot::of(&new);
+        let restart = self.state.boot.changed_keys(&boot);
+        self.state.replace(self.next_live(new, &boot));
+        let live = self.state.live();
+        let serving = live
             .tls
             .identity
             .chain
             .first()
             .map(|c| c.subject.clone())
             .unwrap_or_default();
-        tracing::info!(certificate = %serving, rules = new.acl.rules.len(), "configuration reloaded");
+        tracing::info!(certificate = %serving, rules = live.access.acl.rules.len(), "configuration reloaded");
         if !restart.is_empty() {
             tracing::warn!("changed but kept until a restart: {}", restart.join("; "));
         }
-        *current = Arc::new(new);
         true
+    }
+
+    /// The live state `new` describes. Its certificate, CAs and CRLs are taken only when
+    /// the listeners' TLS shape is unchanged (else the served ones stay, and
+    /// [`Boot::changed_keys`] names what needs a restart); the authenticator, with its
+    /// throttle and cache, is kept, and given the users of the htpasswd file just read.
+    fn next_live(&self, new: Config, boot: &Boot) -> Live {
+        let current = self.state.live();
+        let tls = if self.state.boot.same_tls_shape(boot) {
+            for warning in &new.tls.identity.warnings {
+                tracing::warn!("tls.certificate: {warning}");
+            }
+            Arc::new(new.tls.clone())
+        } else {
+            Arc::clone(&current.tls)
+        };
+        let authn = Arc::clone(&current.access.authn);
+        if let (Some(basic), Some(file), true) = (
+            &authn.basic,
+            &new.auth.htpasswd,
+            self.state.boot.htpasswd_path == boot.htpasswd_path,
+        ) {
+            basic.checker.install(file.db.clone());
+        }
+        Live {
+            tls,
+            access: Access::with_authenticator(&new, authn),
+            files: new.files,
+        }
     }
 
     /// Runs in its own thread: SIGHUP reloads; with `watch`, so does a changed file.
@@ -117,13 +127,9 @@ impl Reloader {
 
     /// Modification time and size of the config file and every file it names.
     fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        let current = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let live = self.state.live();
         std::iter::once(&self.path)
-            .chain(current.files.iter())
+            .chain(live.files.iter())
             .map(|p| {
                 std::fs::metadata(p)
                     .ok()
@@ -131,61 +137,4 @@ impl Reloader {
             })
             .collect()
     }
-}
-
-/// Settings that differ but need new listeners, threads or connections.
-fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut check = |changed: bool, key: &str| {
-        if changed {
-            keys.push(key.to_string());
-        }
-    };
-    check(old.listen != new.listen, "listen");
-    check(old.upstreams != new.upstreams, "upstream");
-    check(old.threads != new.threads, "threads");
-    check(
-        old.trusted_proxies != new.trusted_proxies,
-        "trusted_proxies",
-    );
-    check(old.timeouts != new.timeouts, "[timeouts]");
-    check(
-        old.grace_period != new.grace_period,
-        "shutdown.grace_period",
-    );
-    check(old.log != new.log, "[log]");
-    check(old.watch != new.watch, "watch");
-    check(old.admin != new.admin, "[admin]");
-    check(old.audit != new.audit, "[audit]");
-    check(
-        old.tls.min_version != new.tls.min_version,
-        "tls.min_version",
-    );
-    let htpasswd = |c: &Config| c.auth.htpasswd.as_ref().map(|h| h.path.clone());
-    check(
-        htpasswd(old) != htpasswd(new),
-        "auth.htpasswd.path (the file itself is re-read on change)",
-    );
-    let workers = |c: &Config| c.auth.htpasswd.as_ref().map(|h| h.workers);
-    check(workers(old) != workers(new), "auth.htpasswd.workers");
-    check(old.auth.require != new.auth.require, "auth.require");
-    check(
-        old.auth.forward_authorization != new.auth.forward_authorization,
-        "auth.forward_authorization",
-    );
-    check(
-        (
-            old.auth.throttle_max_failures,
-            old.auth.throttle_window,
-            old.auth.cache_ttl,
-            old.auth.cache_capacity,
-        ) != (
-            new.auth.throttle_max_failures,
-            new.auth.throttle_window,
-            new.auth.cache_ttl,
-            new.auth.cache_capacity,
-        ),
-        "[auth.throttle], [auth.cache]",
-    );
-    keys
 }

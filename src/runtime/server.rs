@@ -8,12 +8,11 @@ use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
-use arc_swap::ArcSwap;
-
 use crate::config::Config;
 use crate::gateway::backends::{self, OpenRegistry, Pool};
 use crate::gateway::decide::Access;
 use crate::gateway::proxy::Gateway;
+use crate::gateway::state::State;
 use crate::pingora_fixes::lifecycle::{GracefulStop, InFlight};
 use crate::pingora_fixes::stall::WatchedApp;
 use crate::runtime::admin::AdminApp;
@@ -35,9 +34,8 @@ const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// Shared state the services are built from.
 struct Parts {
-    config: Arc<Config>,
+    state: Arc<State>,
     in_flight: InFlight,
-    access: Arc<ArcSwap<Access>>,
     live_tls: Arc<LiveTls>,
     metrics: Arc<Metrics>,
     audit: Arc<Audit>,
@@ -76,40 +74,33 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     let pool = health_check.task();
     server.add_service(health_check);
     let audit = Arc::new(audit);
+    let state = Arc::new(State::new(&config, Access::from_config(&config)));
     let parts = Parts {
-        access: Arc::new(ArcSwap::from_pointee(Access::from_config(
-            &config,
-            Arc::clone(&audit),
-        ))),
-        live_tls: Arc::new(LiveTls::new(&config.tls)),
-        config: Arc::new(config),
+        live_tls: Arc::new(LiveTls::new(&config.tls, state.clone())),
+        state,
         in_flight: InFlight::default(),
         metrics,
         audit,
         pool,
         open_registry,
     };
-    server.add_service(proxy_service(&server, &parts)?);
+    server.add_service(proxy_service(&server, &parts, &config)?);
     let reloader = Arc::new(Reloader {
         path: path.to_path_buf(),
-        current: std::sync::Mutex::new(Arc::clone(&parts.config)),
-        tls: Arc::clone(&parts.live_tls),
-        access: Arc::clone(&parts.access),
-        audit: Arc::clone(&parts.audit),
+        state: Arc::clone(&parts.state),
     });
-    if let Some(addr) = parts.config.admin {
+    if let Some(addr) = config.admin {
         let app = AdminApp {
             metrics: Arc::clone(&parts.metrics),
-            reloader: Arc::clone(&reloader),
+            state: Arc::clone(&parts.state),
             pool: Arc::clone(&parts.pool),
         };
         let mut admin = Service::new("admin".to_string(), app);
         admin.add_tcp(&addr.to_string());
         server.add_service(admin);
     }
-    reloader.spawn(parts.config.watch);
+    reloader.spawn(config.watch);
 
-    let config = &parts.config;
     tracing::info!(listen = ?config.listen, admin = ?config.admin, upstreams = config.upstreams.len(), http2 = config.tls.http2, "portcullis starting");
     for warning in &config.tls.identity.warnings {
         tracing::warn!("tls.certificate: {warning}");
@@ -141,10 +132,10 @@ const L4_READ_BUFFER: usize = 0;
 fn proxy_service(
     server: &Server,
     parts: &Parts,
+    config: &Config,
 ) -> Result<impl pingora::services::ServiceWithDependents, String> {
     let gateway = Gateway {
-        access: Arc::clone(&parts.access),
-        config: Arc::clone(&parts.config),
+        state: Arc::clone(&parts.state),
         in_flight: parts.in_flight.clone(),
         metrics: Arc::clone(&parts.metrics),
         audit: Arc::clone(&parts.audit),
@@ -156,9 +147,9 @@ fn proxy_service(
     h2.initial_window_size(H2_STREAM_WINDOW);
     h2.initial_connection_window_size(H2_CONNECTION_WINDOW);
     proxy.h2_options = Some(h2);
-    let app = WatchedApp::new(proxy, parts.config.timeouts.idle);
+    let app = WatchedApp::new(proxy, config.timeouts.idle);
     let mut service = Service::new("portcullis".to_string(), app);
-    for addr in &parts.config.listen {
+    for addr in &config.listen {
         let settings = tls::listener_settings(&parts.live_tls).map_err(|e| format!("tls: {e}"))?;
         service.add_listener(
             ListenerConfig::tcp(addr.to_string())

@@ -26,20 +26,25 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use super::TlsSource;
 use crate::problem::Problem;
 
 /// `tls.client_auth.mode`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ClientAuthMode {
     /// No valid certificate, no TLS connection.
+    #[default]
     Require,
     /// A presented certificate must be valid; without one, other methods decide.
     Optional,
 }
 
 /// `tls.client_auth.user_from`: which part of the certificate names the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum UserFrom {
+    #[default]
     Cn,
     SanDns,
     SanEmail,
@@ -254,36 +259,38 @@ impl TlsAccept for IdentityCallback {
     }
 }
 
-/// The listener's verifier: the configured WebPki verifier, swapped on reload, with each
-/// refusal logged at info level.
+/// The listener's verifier: the WebPki verifier of the TLS settings being served (new CAs
+/// and CRLs after a reload), with each refusal logged at info level.
 ///
 /// It sends no CA names in its certificate request (`root_hint_subjects` is empty): they
 /// would have to outlive a reload. Clients then offer their one configured certificate,
 /// which is what docker, containerd and containers/image do anyway.
 #[derive(Debug)]
 pub struct LiveVerifier {
-    inner: arc_swap::ArcSwap<Arc<dyn ClientCertVerifier>>,
+    source: Arc<dyn TlsSource>,
+    /// Fixed for the listener's life: a reload that changes the mode is not served.
     mandatory: bool,
     peers: Arc<PeerMap>,
 }
 
 impl LiveVerifier {
-    pub fn new(inner: Arc<dyn ClientCertVerifier>, peers: Arc<PeerMap>) -> Self {
-        let mandatory = inner.client_auth_mandatory();
+    pub fn new(source: Arc<dyn TlsSource>, mandatory: bool, peers: Arc<PeerMap>) -> Self {
         Self {
-            inner: arc_swap::ArcSwap::from_pointee(inner),
+            source,
             mandatory,
             peers,
         }
     }
 
-    /// Verifies with `inner` from now on (new CAs or CRLs).
-    pub fn replace(&self, inner: Arc<dyn ClientCertVerifier>) {
-        self.inner.store(Arc::new(inner));
-    }
-
-    fn current(&self) -> Arc<Arc<dyn ClientCertVerifier>> {
-        self.inner.load_full()
+    /// The verifier of the served settings. They always have `[tls.client_auth]` while a
+    /// listener with this verifier runs; an error (refusing the handshake) if not.
+    fn current(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        self.source
+            .tls()
+            .client_auth
+            .as_ref()
+            .map(|c| Arc::clone(&c.verifier))
+            .ok_or_else(|| rustls::Error::General("client certificates are not configured".into()))
     }
 }
 
@@ -305,7 +312,7 @@ impl ClientCertVerifier for LiveVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         let result = self
             .current()
-            .verify_client_cert(end_entity, intermediates, now);
+            .and_then(|v| v.verify_client_cert(end_entity, intermediates, now));
         if let Err(e) = &result {
             let client = self
                 .peers
@@ -323,7 +330,7 @@ impl ClientCertVerifier for LiveVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current().verify_tls12_signature(message, cert, dss)
+        self.current()?.verify_tls12_signature(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -331,10 +338,12 @@ impl ClientCertVerifier for LiveVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current().verify_tls13_signature(message, cert, dss)
+        self.current()?.verify_tls13_signature(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.current().supported_verify_schemes()
+        self.current()
+            .map(|v| v.supported_verify_schemes())
+            .unwrap_or_default()
     }
 }
 

@@ -12,9 +12,6 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use arc_swap::ArcSwap;
-use rustls::server::danger::ClientCertVerifier as _;
-
 use client_auth::{ClientAuthMode, LiveVerifier, PeerMap, UserFrom};
 use settings::{TlsConfig, TlsVersion};
 
@@ -41,28 +38,26 @@ pub fn install_crypto_provider(min_version: TlsVersion) -> Result<(), String> {
         .map_err(|_| "a TLS crypto provider was already installed in this process".to_string())
 }
 
-/// Serves one certificate chain to every client, whatever name it asks for; the chain is
-/// swapped on reload, and new handshakes get the new one.
-#[derive(Debug)]
-pub struct LiveCert(ArcSwap<CertifiedKey>);
-
-impl LiveCert {
-    pub fn new(key: Arc<CertifiedKey>) -> Self {
-        Self(ArcSwap::new(key))
-    }
-
-    pub fn replace(&self, key: Arc<CertifiedKey>) {
-        self.0.store(key);
-    }
+/// Where listeners read the TLS settings being served from, on every handshake: the
+/// gateway's live state, which a reload replaces whole.
+pub trait TlsSource: Send + Sync + std::fmt::Debug {
+    fn tls(&self) -> Arc<TlsConfig>;
 }
+
+/// Serves the served settings' certificate chain to every client, whatever name it asks
+/// for; after a reload, new handshakes get the new one.
+#[derive(Debug)]
+pub struct LiveCert(Arc<dyn TlsSource>);
 
 impl ResolvesServerCert for LiveCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
+        Some(Arc::clone(&self.0.tls().identity.certified_key))
     }
 }
 
-/// The TLS state listeners use, replaceable while running.
+/// What the listeners are built with. The shape (client certificates on or off, their mode
+/// and name field, ALPN) is fixed at start-up; the certificate, CAs and CRLs come from the
+/// [`TlsSource`] at each handshake.
 pub struct LiveTls {
     pub cert: Arc<LiveCert>,
     /// Present with `[tls.client_auth]`.
@@ -73,43 +68,23 @@ pub struct LiveTls {
 }
 
 impl LiveTls {
-    pub fn new(tls: &TlsConfig) -> Self {
+    /// Listeners shaped by `tls` (the start-up settings) that serve what `source` holds.
+    pub fn new(tls: &TlsConfig, source: Arc<dyn TlsSource>) -> Self {
         let peers = Arc::new(PeerMap::default());
         let client = tls.client_auth.as_ref().map(|c| {
             Arc::new(LiveVerifier::new(
-                Arc::clone(&c.verifier),
+                Arc::clone(&source),
+                c.mode == ClientAuthMode::Require,
                 Arc::clone(&peers),
             ))
         });
         LiveTls {
-            cert: Arc::new(LiveCert::new(Arc::clone(&tls.identity.certified_key))),
+            cert: Arc::new(LiveCert(source)),
             client,
             user_from: tls.client_auth.as_ref().map(|c| c.user_from),
             peers,
             http2: tls.http2,
         }
-    }
-
-    /// Takes the certificate, CAs and CRLs of `tls`. What needs new listeners (client
-    /// certificates turned on or off, another mode or `user_from`, ALPN) is returned as
-    /// `Err` and nothing is changed.
-    pub fn update(&self, tls: &TlsConfig) -> Result<(), String> {
-        let same_shape = match (&self.client, &tls.client_auth) {
-            (None, None) => true,
-            (Some(live), Some(new)) => {
-                live.client_auth_mandatory() == (new.mode == ClientAuthMode::Require)
-                    && self.user_from == Some(new.user_from)
-            }
-            _ => false,
-        };
-        if !same_shape || self.http2 != tls.http2 {
-            return Err("tls.client_auth (on/off, mode, user_from) and tls.http2 take effect after a restart".into());
-        }
-        self.cert.replace(Arc::clone(&tls.identity.certified_key));
-        if let (Some(live), Some(new)) = (&self.client, &tls.client_auth) {
-            live.replace(Arc::clone(&new.verifier));
-        }
-        Ok(())
     }
 }
 

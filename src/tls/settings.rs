@@ -9,9 +9,12 @@ use super::certs::ServerIdentity;
 use super::client_auth::{ClientAuthMode, UserFrom};
 
 /// Lowest accepted TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "1.2")]
     Tls12,
+    #[serde(rename = "1.3")]
     Tls13,
 }
 

@@ -1,7 +1,7 @@
 //! Attacks on token authentication and authorization: forged tokens and path games must
 //! never reach a repository the principal is not allowed.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::tokens::{basic, bearer, payload, token, token_string, Setup};
@@ -39,6 +39,7 @@ fn forged_tokens_are_refused_at_the_gateway() {
     let (foreign_key, _) = (std::fs::read(&other.key).unwrap(), ());
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = jsonwebtoken::decode_header(&real).unwrap().kid;
+    portcullis::auth::jwt_crypto::install();
     let wrong_key = jsonwebtoken::encode(
         &header,
         &claims,
@@ -46,12 +47,20 @@ fn forged_tokens_are_refused_at_the_gateway() {
     )
     .unwrap();
     let public = std::fs::read(&setup.cert).unwrap();
-    let hs256 = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(&public),
-    )
-    .unwrap();
+    // Signed by hand: the gateway's own JWT crypto refuses to make an HS256 signature.
+    let hs256_input = format!(
+        "{}.{}",
+        b64(&serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+        b64(&claims)
+    );
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &public),
+        hs256_input.as_bytes(),
+    );
+    let hs256 = format!(
+        "{hs256_input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.as_ref())
+    );
     let own_key = std::fs::read(&setup.key).unwrap();
     let sign = |c: &serde_json::Value| {
         jsonwebtoken::encode(

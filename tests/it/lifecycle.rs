@@ -1,6 +1,6 @@
 //! Timeouts and shutdown: idle (not total) timeouts, and SIGTERM letting uploads finish.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Command;

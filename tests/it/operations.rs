@@ -1,6 +1,6 @@
 //! Operating Portcullis: the admin listener's health, readiness and metrics, and the audit log.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! Client certificates (`[tls.client_auth]`): skopeo with a certs.d folder, and every way a
 //! certificate can be wrong failing the handshake with a log line that says why.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

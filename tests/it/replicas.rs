@@ -1,7 +1,7 @@
 //! Several registry replicas over one storage folder behind Portcullis: traffic keeps
 //! flowing while one is killed and after it comes back; `/readyz` and the metrics follow.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

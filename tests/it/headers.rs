@@ -1,7 +1,7 @@
 //! What clients and the registry see through the gateway: API-version header on every /v2/
 //! answer, https Location URLs for the client's host, forwarding headers, gateway answers.
 
-mod common;
+use crate::common;
 
 use common::{Registry, Stack};
 use portcullis::registry::answers::API_VERSION_HEADER;

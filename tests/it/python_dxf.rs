@@ -2,7 +2,7 @@
 //! against Portcullis' own token service: it reads the Bearer challenge, fetches tokens from
 //! `/auth/token` with Basic credentials, and pushes and pulls blobs under the ACL.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

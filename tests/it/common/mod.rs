@@ -3,8 +3,6 @@
 //! Every process runs on a free loopback port with its own temporary folder and is killed
 //! when its guard drops. A missing tool fails the test with what to install; nothing skips.
 
-#![allow(dead_code)]
-
 pub mod client;
 pub mod oci;
 pub mod recorder;

@@ -1,6 +1,6 @@
 //! TLS termination: the chain served, ALPN, and the lowest protocol version.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! htpasswd Basic auth through the gateway, with skopeo and raw requests.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! rules for new handshakes and requests; transfers in flight continue; a broken file
 //! changes nothing.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -309,5 +309,34 @@ fn watch_and_htpasswd_workers_changes_are_reported_as_needing_a_restart() {
     assert!(
         line.contains("watch") && line.contains("auth.htpasswd.workers"),
         "{line}"
+    );
+}
+
+/// A changed htpasswd file is taken by SIGHUP like the rest: the old password (cached by a
+/// request just before) stops working, the new one works, and the users are replaced once
+/// (the file's own poll finds them already in force).
+#[test]
+fn htpasswd_users_change_on_sighup_and_once() {
+    let (stack, users) = acl_stack(false, "[\"pull\"]");
+    let pull = |auth: &str| {
+        stack
+            .request("GET", "/v2/team/app/manifests/latest", &[auth])
+            .status
+    };
+    assert_eq!(pull(BOB), 404, "bob may pull; there is nothing yet");
+    let line = portcullis::auth::htpasswd::hash_line("bob", "rebuilt", 4).unwrap();
+    std::fs::write(users.path().join("htpasswd"), format!("{line}\n")).unwrap();
+    sighup(&stack);
+    wait_log(&stack, "configuration reloaded");
+    assert_eq!(pull(BOB), 401, "the old password no longer works");
+    let rebuilt = "Authorization: Basic Ym9iOnJlYnVpbHQ=";
+    assert_eq!(pull(rebuilt), 404);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(pull(rebuilt), 404, "after the file's own poll too");
+    let log = stack.gw.proc.log_text();
+    assert_eq!(
+        log.matches("htpasswd file changed; reloaded").count(),
+        1,
+        "{log}"
     );
 }

@@ -3,7 +3,7 @@
 //! going for six times `idle`; a client that stops reading or sending is cut after about
 //! `idle`; the gateway's memory stays flat meanwhile.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::io::Write;

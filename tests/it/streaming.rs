@@ -1,7 +1,7 @@
 //! Large bodies over HTTP/2 and HTTP/1.1 with curl: a 64 MiB blob uploaded by a chunked
 //! PATCH with no Content-Length, then downloaded, through the gateway to the real registry.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! A real client (skopeo) pushing and pulling a real image through Portcullis over TLS.
 
-mod common;
+use crate::common;
 
 use common::oci;
 use common::skopeo::round_trip;

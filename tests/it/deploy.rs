@@ -3,7 +3,7 @@
 //! `systemd-analyze verify`, YAML parsed, every embedded Portcullis config through `check`,
 //! and the image's health probe against a running gateway.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

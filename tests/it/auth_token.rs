@@ -2,7 +2,7 @@
 //! token flow, the token endpoint's answers, Bearer challenges, forged tokens, path games,
 //! and the real registry in token mode accepting Portcullis' tokens.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -402,6 +402,7 @@ fn the_real_registry_in_token_mode_accepts_portcullis_tokens() {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = jsonwebtoken::decode_header(&alice).unwrap().kid;
     let key = jsonwebtoken::EncodingKey::from_ec_pem(&std::fs::read(&setup.key).unwrap()).unwrap();
+    portcullis::auth::jwt_crypto::install();
     let kid_only = jsonwebtoken::encode(&header, &claims, &key).unwrap();
     assert_eq!(
         get("/v2/team-a/app/tags/list", &[&bearer(&kid_only)]),
@@ -492,6 +493,7 @@ fn tokens_signed_under_an_intermediate_carry_the_chain_and_the_registry_accepts_
         c
     });
     let key = jsonwebtoken::EncodingKey::from_ec_pem(signing.key_pem().as_bytes()).unwrap();
+    portcullis::auth::jwt_crypto::install();
     let leaf_token = jsonwebtoken::encode(&leaf_only, &payload(&alice), &key).unwrap();
     assert_eq!(
         status(&bearer(&leaf_token)),

@@ -1,7 +1,7 @@
 //! Start-up behaviour of the binary: bad configurations fail with every problem named,
 //! non-zero exit, and no panic; `check` summarises a good one.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

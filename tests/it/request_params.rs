@@ -2,7 +2,7 @@
 //! once and the query forwarded is rebuilt from them; form bodies are refused. Against the
 //! real registry (cross-repository mounts) and a byte-recording backend (the exact target).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
