@@ -9,6 +9,7 @@ mod auth_token;
 mod bench;
 mod cli;
 mod deploy;
+mod engines;
 mod headers;
 mod idle_timeout;
 mod layers;

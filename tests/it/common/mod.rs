@@ -4,7 +4,11 @@
 //! when its guard drops. A missing tool fails the test with what to install; nothing skips.
 
 pub mod client;
+pub mod containerd;
+pub mod docker;
+pub mod engines;
 pub mod oci;
+pub mod podman;
 pub mod recorder;
 pub mod skopeo;
 pub mod tokens;
@@ -108,6 +112,24 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Asks the process to stop (SIGTERM, so a daemon stops what it started), waits up to
+    /// 30 s, then kills it.
+    pub fn terminate(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill();
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -209,6 +231,25 @@ impl Pki {
         Pki { dir, set }
     }
 
+    /// Certificates for the container-engine tests: the server certificate also names
+    /// `::1` and docker's name for the gateway ([`docker::HOST`]), and there is a client
+    /// certificate for `alice` signed by the root CA (see [`Pki::client`]).
+    pub fn for_engines() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["localhost", "127.0.0.1", "::1", docker::HOST];
+        let set = devcerts::write_dev_set_with_clients(dir.path(), &names, &["alice"]).unwrap();
+        Pki { dir, set }
+    }
+
+    /// The client certificate [`Pki::for_engines`] made for `name`.
+    pub fn client(&self, name: &str) -> client::ClientCert {
+        let folder = self.dir.path().join("clients").join(name);
+        client::ClientCert {
+            chain_pem: read(&folder.join("client.cert")),
+            key_pem: read(&folder.join("client.key")),
+        }
+    }
+
     /// A folder holding only `ca.crt`, as `--dest-cert-dir` / certs.d expect.
     pub fn client_cert_dir(&self) -> PathBuf {
         self.set.trust_dir.clone()
@@ -287,7 +328,8 @@ impl Gateway {
 
 /// The config text the harness starts Portcullis with. Unless `extra` or `tls_extra`
 /// configures authentication, the gateway runs with `auth.allow_unauthenticated = true`.
-/// `{PORT}` in `extra` becomes the gateway's port (for `auth.token.realm`).
+/// `{PORT}` in `extra` becomes the gateway's port (for `auth.token.realm`); a top-level
+/// `listen =` in `extra` replaces the default `127.0.0.1:{PORT}`.
 pub fn gateway_config(
     port: u16,
     upstream: &str,
@@ -302,6 +344,11 @@ pub fn gateway_config(
         format!("\"{upstream}\"")
     };
     let (top, sections) = split_extra(extra);
+    let listen = if top.contains("listen =") {
+        String::new()
+    } else {
+        format!("listen = [\"127.0.0.1:{port}\"]")
+    };
     let configures_auth = extra.contains("auth") || tls_extra.contains("client_auth");
     let open = if configures_auth {
         ""
@@ -314,7 +361,7 @@ pub fn gateway_config(
         "threads = 2"
     };
     format!(
-        "listen = [\"127.0.0.1:{port}\"]\nupstream = {upstream}\n{threads}\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
+        "{listen}\nupstream = {upstream}\n{threads}\n{open}\n{top}\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n{tls_extra}\n{sections}\n",
         pki.set.server_cert.display(),
         pki.set.server_key.display()
     )
@@ -350,8 +397,12 @@ impl Stack {
 
     /// Like [`Stack::start`], with `tls_extra` lines in `[tls]`.
     pub fn start_with_tls(extra: &str, tls_extra: &str) -> Stack {
+        Self::start_with_pki(Pki::new(), extra, tls_extra)
+    }
+
+    /// Like [`Stack::start_with_tls`], with the gateway's certificates from `pki`.
+    pub fn start_with_pki(pki: Pki, extra: &str, tls_extra: &str) -> Stack {
         let registry = Registry::start();
-        let pki = Pki::new();
         let gw = Gateway::start_with_tls(&registry.url(), &pki, extra, tls_extra);
         Stack { registry, pki, gw }
     }
