@@ -258,11 +258,14 @@ fn a_tls_change_kept_for_a_restart_leaves_the_expiry_gauge_on_the_served_certifi
     let stack = Stack::start("");
     let before = leaf_of(&stack.pki);
     let (_, metrics) = stack.gw.admin_get("/metrics");
+    // (labels, seconds left): the seconds tick down between two reads.
     let gauge = |m: &str| {
-        m.lines()
+        let line = m
+            .lines()
             .find(|l| l.starts_with("portcullis_certificate_expiry_seconds{"))
-            .expect("the expiry gauge")
-            .to_string()
+            .expect("the expiry gauge");
+        let (label, value) = line.rsplit_once(' ').unwrap();
+        (label.to_string(), value.parse::<f64>().unwrap())
     };
     let served_gauge = gauge(&metrics);
     let renewed = issue(
@@ -285,7 +288,12 @@ fn a_tls_change_kept_for_a_restart_leaves_the_expiry_gauge_on_the_served_certifi
         "the old certificate is served"
     );
     let (_, metrics) = stack.gw.admin_get("/metrics");
-    assert_eq!(gauge(&metrics), served_gauge, "{metrics}");
+    let (label, seconds) = gauge(&metrics);
+    assert_eq!(label, served_gauge.0, "{metrics}");
+    assert!(
+        seconds > 30.0 * 86400.0,
+        "the gauge counts down to the served certificate's expiry (825 days), not the renewed one's (5 days): {metrics}"
+    );
     assert!(!metrics.contains("renewed"), "{metrics}");
 }
 
