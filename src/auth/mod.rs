@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use crate::tls::client_auth::ClientIdentity;
 use basic::parse_basic;
 use passwords::{PasswordChecker, Verdict};
-use throttle::Throttle;
+use throttle::{Guess, Reservation, Throttle};
 
 /// `auth.require`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -209,13 +209,11 @@ impl Authenticator {
         creds: &basic::Credentials,
         ip: Option<IpAddr>,
     ) -> Result<Principal, Failure> {
-        let reservation = if basic.checker.is_cached(creds) {
-            None
-        } else {
-            match self.throttle.reserve(ip).await {
-                Ok(reservation) => Some(reservation),
-                Err(retry_after) => return Err(Failure::Throttled { retry_after }),
-            }
+        let cached = basic.checker.is_cached(creds);
+        let guess = basic.checker.guess(creds);
+        let reservation = match cached {
+            true => None,
+            false => Some(self.admit(ip, guess, &creds.user).await?),
         };
         match basic.checker.verify(creds).await {
             Verdict::Valid => {
@@ -230,13 +228,34 @@ impl Authenticator {
             Verdict::Invalid => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
                 match reservation {
-                    Some(reservation) => reservation.failed(),
+                    Some(reservation) => reservation.failed(guess),
                     None => self.failed(ip),
                 }
                 Err(Failure::BadCredentials)
             }
             Verdict::Busy => Err(Failure::Busy),
         }
+    }
+
+    /// The throttle's leave to check `guess` from `ip`, or the refusal: the address is
+    /// blocked, or these very credentials failed in its window already.
+    async fn admit(
+        &self,
+        ip: Option<IpAddr>,
+        guess: Guess,
+        user: &str,
+    ) -> Result<Reservation<'_>, Failure> {
+        if let Some(retry_after) = ip.and_then(|ip| self.throttle.blocked_for(ip)) {
+            return Err(Failure::Throttled { retry_after });
+        }
+        if self.throttle.already_refused(ip, guess) {
+            tracing::info!(client = %show(ip), user = %user, reason = "refused credentials sent again (not counted)", "authentication failed");
+            return Err(Failure::BadCredentials);
+        }
+        self.throttle
+            .reserve(ip)
+            .await
+            .map_err(|retry_after| Failure::Throttled { retry_after })
     }
 
     fn failed(&self, ip: Option<IpAddr>) {

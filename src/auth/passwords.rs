@@ -6,8 +6,10 @@
 //! `workers` at a time, with at most [`MAX_WAITING`] more waiting; beyond that the answer is
 //! 503 rather than an ever-growing queue.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,6 +18,7 @@ use tokio::sync::Semaphore;
 use super::basic::Credentials;
 use super::cache::CredentialCache;
 use super::htpasswd::HtpasswdDb;
+use super::throttle::Guess;
 
 /// Checks queued beyond the running ones before new ones are refused as busy.
 const MAX_WAITING: usize = 256;
@@ -48,6 +51,10 @@ pub struct PasswordChecker {
     cache: CredentialCache,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// Counts installed files, so a guess refused under one file is not refused under the next.
+    generation: AtomicU64,
+    /// The per-process random key of [`Guess`] fingerprints.
+    guess_key: RandomState,
 }
 
 impl PasswordChecker {
@@ -61,6 +68,8 @@ impl PasswordChecker {
             cache,
             permits: Arc::new(Semaphore::new(workers.max(1))),
             waiting: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            guess_key: RandomState::new(),
         }
     }
 
@@ -78,6 +87,16 @@ impl PasswordChecker {
     pub fn is_cached(&self, creds: &Credentials) -> bool {
         self.reload_if_changed();
         self.cache.contains(&creds.user, &creds.password)
+    }
+
+    /// The throttle's fingerprint of `creds` as checked against the current file: a keyed
+    /// hash, so neither the password nor a plain hash of it is kept.
+    pub fn guess(&self, creds: &Credentials) -> Guess {
+        let generation = self.generation.load(Ordering::SeqCst);
+        Guess(
+            self.guess_key
+                .hash_one((generation, &creds.user, &creds.password)),
+        )
     }
 
     /// Checks credentials: from the cache, else by bcrypt on the blocking pool.
@@ -162,6 +181,7 @@ impl PasswordChecker {
         }
         tracing::info!(path = %self.path.display(), users = new.len(), "htpasswd file changed; reloaded");
         db.0 = Arc::new(new);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.clear();
     }
 }

@@ -90,13 +90,14 @@ fn throttle_answers_429_but_cached_valid_credentials_still_pass() {
     let (auth, _dir) = authenticator(false, Require::All, 3);
     let good = basic("alice:wonderland");
     run(auth.authenticate(attempt(Some(&good), None))).unwrap();
-    let wrong = basic("alice:nope");
-    for _ in 0..3 {
+    for guess in ["nope", "nope2", "nope3"] {
+        let wrong = basic(&format!("alice:{guess}"));
         assert_eq!(
             run(auth.authenticate(attempt(Some(&wrong), None))).unwrap_err(),
             Failure::BadCredentials
         );
     }
+    let wrong = basic("alice:nope");
     let blocked = run(auth.authenticate(attempt(Some(&wrong), None))).unwrap_err();
     assert!(
         matches!(blocked, Failure::Throttled { retry_after } if retry_after > 0),
@@ -111,6 +112,37 @@ fn throttle_answers_429_but_cached_valid_credentials_still_pass() {
         missing.method,
         AuthMethod::Anonymous,
         "no credentials is not a failure"
+    );
+}
+
+/// A client repeating one wrong password (every request, and containerd's retries) uses
+/// one failure of the allowance; the right password afterwards passes. After the file
+/// changes, the same guess is checked again.
+#[test]
+fn the_same_wrong_password_again_is_one_failure() {
+    let (auth, dir) = authenticator(false, Require::All, 3);
+    let typo = basic("alice:wondreland");
+    for _ in 0..10 {
+        assert_eq!(
+            run(auth.authenticate(attempt(Some(&typo), None))).unwrap_err(),
+            Failure::BadCredentials
+        );
+    }
+    let good = basic("alice:wonderland");
+    assert!(run(auth.authenticate(attempt(Some(&good), None))).is_ok());
+
+    for _ in 0..2 {
+        run(auth.authenticate(attempt(Some(&typo), None))).unwrap_err();
+    }
+    std::fs::write(
+        dir.path().join("htpasswd"),
+        format!("alice:{}\n", bcrypt::hash("wondreland", 4).unwrap()),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        run(auth.authenticate(attempt(Some(&typo), None))).is_ok(),
+        "the new file is asked, not the memory of the old one's answer"
     );
 }
 

@@ -7,6 +7,13 @@
 //! checks still running waits for one of them to end (a client opening several connections
 //! with a correct password is not refused; the others then hit the credential cache).
 //!
+//! A wrong password sent again is not another guess: clients repeat their credentials on
+//! every request and retry refusals (containerd tries each request up to five times), so
+//! one mistyped password would otherwise use up the address's allowance at once and lock
+//! out the right password that follows. Each address keeps the fingerprints of the
+//! credentials that failed in its window ([`Guess`], a keyed hash made by the password
+//! checker); a repeat is refused without a check and without counting.
+//!
 //! IPv6 clients are counted by their /64, as one host usually owns a whole /64. The table is
 //! bounded: when full, expired entries go first, then the oldest addresses that are not
 //! blocked. A blocked address is never forgotten before its window ends; when the table is
@@ -47,10 +54,18 @@ impl Key {
     }
 }
 
+/// A keyed fingerprint of the credentials a check is for (and of the password file they
+/// were checked against), never the credentials themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Guess(pub u64);
+
 #[derive(Debug)]
 struct Entry {
     /// Failed checks in this window.
     failures: u32,
+    /// The guesses that failed in this window (at most `max_failures` of them: one more
+    /// blocks the address).
+    refused: Vec<Guess>,
     /// Checks holding a reservation now.
     pending: u32,
     window_start: Instant,
@@ -63,6 +78,7 @@ impl Entry {
     fn new(now: Instant) -> Self {
         Entry {
             failures: 0,
+            refused: Vec::new(),
             pending: 0,
             window_start: now,
             last_seen: now,
@@ -97,15 +113,23 @@ impl Reservation<'_> {
     /// The password was right: the address's failures are forgiven.
     pub fn succeeded(mut self) {
         if let Some(key) = self.key.take() {
-            self.throttle.end(key, |e| e.failures = 0);
+            self.throttle.end(key, |e| {
+                e.failures = 0;
+                e.refused.clear();
+            });
         }
     }
 
-    /// The password was wrong: one more failure.
-    pub fn failed(mut self) {
+    /// The password was wrong: one more failure, unless `guess` already failed in this
+    /// window (the same credentials checked twice at once).
+    pub fn failed(mut self, guess: Guess) {
         if let Some(key) = self.key.take() {
-            self.throttle
-                .end(key, |e| e.failures = e.failures.saturating_add(1));
+            self.throttle.end(key, |e| {
+                if !e.refused.contains(&guess) {
+                    e.refused.push(guess);
+                    e.failures = e.failures.saturating_add(1);
+                }
+            });
         }
     }
 }
@@ -166,6 +190,18 @@ impl Throttle {
         }
     }
 
+    /// Whether `guess` failed from `ip` in the current window: refuse it again without a
+    /// check, and without counting it.
+    pub fn already_refused(&self, ip: Option<IpAddr>, guess: Guess) -> bool {
+        let Some(ip) = ip.filter(|_| self.max_failures > 0) else {
+            return false;
+        };
+        let table = self.lock();
+        table.entries.get(&Key::of(ip)).is_some_and(|entry| {
+            Instant::now() < entry.window_start + self.window && entry.refused.contains(&guess)
+        })
+    }
+
     /// Counts a failure that needed no check (a malformed `Authorization` header).
     pub fn record_failure(&self, ip: IpAddr) {
         if self.max_failures == 0 {
@@ -211,6 +247,7 @@ impl Throttle {
         let entry = table.entries.entry(key).or_insert_with(|| Entry::new(now));
         if now >= entry.window_start + self.window {
             entry.failures = 0;
+            entry.refused.clear();
             entry.window_start = now;
         }
         entry.last_seen = now;

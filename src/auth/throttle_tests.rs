@@ -10,10 +10,19 @@ fn ip(text: &str) -> Option<IpAddr> {
     Some(text.parse().unwrap())
 }
 
-/// Records `n` wrong passwords from `from`, each through a reservation.
+/// A wrong password never tried before in this test process.
+fn fresh_guess() -> Guess {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1000);
+    Guess(NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Records `n` different wrong passwords from `from`, each through a reservation.
 fn fail(t: &Throttle, from: &str, n: u32) {
     for _ in 0..n {
-        run(t.reserve(ip(from))).expect("not blocked yet").failed();
+        run(t.reserve(ip(from)))
+            .expect("not blocked yet")
+            .failed(fresh_guess());
     }
 }
 
@@ -66,7 +75,7 @@ fn at_most_max_failures_checks_run_before_any_has_ended() {
             "a sixth check must not start while five run"
         );
         for r in held {
-            r.failed();
+            r.failed(fresh_guess());
         }
         assert!(t.reserve(ip(IP)).await.is_err(), "five failures: blocked");
     });
@@ -92,7 +101,7 @@ fn a_waiting_check_runs_when_a_running_one_succeeds_and_is_refused_when_it_fails
         let second = waiting.expect("a success frees the slot");
         let (third, _) = tokio::join!(t.reserve(ip(IP)), async {
             tokio::task::yield_now().await;
-            second.failed();
+            second.failed(fresh_guess());
         });
         assert!(third.is_err(), "a failure blocks the waiter");
     });
@@ -160,4 +169,41 @@ fn a_table_full_of_blocked_addresses_counts_new_ones_together() {
     );
     assert!(t.blocked_for("10.0.0.0".parse().unwrap()).is_some());
     assert!(t.tracked() <= MAX_TRACKED + 1);
+}
+
+#[test]
+fn the_same_wrong_password_again_counts_once_and_is_known() {
+    let t = Throttle::new(3, Duration::from_secs(60));
+    let typo = Guess(7);
+    assert!(!t.already_refused(ip(IP), typo));
+    run(t.reserve(ip(IP))).unwrap().failed(typo);
+    assert!(t.already_refused(ip(IP), typo));
+    assert!(
+        !t.already_refused(ip("192.0.2.2"), typo),
+        "only for that address"
+    );
+    assert!(!t.already_refused(ip(IP), Guess(8)));
+    // Two checks of the same credentials that ran at once count once as well.
+    for _ in 0..5 {
+        run(t.reserve(ip(IP))).unwrap().failed(typo);
+    }
+    assert_eq!(t.blocked_for(IP.parse().unwrap()), None);
+    fail(&t, IP, 2);
+    assert!(
+        t.blocked_for(IP.parse().unwrap()).is_some(),
+        "three different ones block"
+    );
+}
+
+#[test]
+fn refused_guesses_are_forgotten_with_the_window_and_on_success() {
+    let t = Throttle::new(3, Duration::from_millis(30));
+    let typo = Guess(9);
+    run(t.reserve(ip(IP))).unwrap().failed(typo);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!t.already_refused(ip(IP), typo), "a new window");
+    run(t.reserve(ip(IP))).unwrap().failed(typo);
+    run(t.reserve(ip(IP))).unwrap().succeeded();
+    assert!(!t.already_refused(ip(IP), typo), "forgiven by a success");
+    assert!(!t.already_refused(None, typo), "no address, nothing known");
 }

@@ -183,10 +183,10 @@ fn malformed_authorization_headers_are_refused_cleanly() {
 #[test]
 fn repeated_failures_get_429_with_retry_after() {
     let (stack, _users) = basic_stack("[auth.throttle]\nmax_failures = 3\nwindow = 120");
-    for _ in 0..3 {
-        assert_challenge(&stack.request("GET", "/v2/", &[&basic("alice:guess")]));
+    for i in 1..=3 {
+        assert_challenge(&stack.request("GET", "/v2/", &[&basic(&format!("alice:guess{i}"))]));
     }
-    for creds in ["alice:guess", "alice:wonderland"] {
+    for creds in ["alice:guess4", "alice:guess1", "alice:wonderland"] {
         let r = stack.request("GET", "/v2/", &[&basic(creds)]);
         assert_eq!(r.status, 429, "{creds}");
         assert_eq!(r.header(API_VERSION_HEADER), Some("registry/2.0"));
@@ -198,6 +198,31 @@ fn repeated_failures_get_429_with_retry_after() {
         assert!((1..=120).contains(&retry), "{retry}");
         assert_eq!(r.json()["errors"][0]["code"], "TOOMANYREQUESTS");
     }
+}
+
+/// Clients resend their credentials on every request and retry refusals (containerd five
+/// times per request): one mistyped password sent again and again is one guess, so the right
+/// password that follows is still checked.
+#[test]
+fn the_same_wrong_password_repeated_is_one_failure() {
+    let (stack, _users) = basic_stack("[auth.throttle]\nmax_failures = 3\nwindow = 120");
+    for _ in 0..20 {
+        assert_challenge(&stack.request("GET", "/v2/", &[&basic("alice:typo")]));
+    }
+    let log = stack.gw.proc.log_text();
+    assert_eq!(
+        log.matches("wrong user name or password").count(),
+        1,
+        "one bcrypt check"
+    );
+    assert_eq!(log.matches("refused credentials sent again").count(), 19);
+    let r = stack.request("GET", "/v2/", &[&basic("alice:wonderland")]);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    for i in 1..=3 {
+        assert_challenge(&stack.request("GET", "/v2/", &[&basic(&format!("bob:guess{i}"))]));
+    }
+    let r = stack.request("GET", "/v2/", &[&basic("bob:guess4")]);
+    assert_eq!(r.status, 429, "distinct guesses still count");
 }
 
 /// Basic auth with bcrypt cost 10 (each check long enough for parallel requests to
