@@ -16,9 +16,20 @@ use crate::registry::scope::{is_repository_name, Action, Resource, Scope};
 pub struct Subject<'a> {
     /// `None` for anonymous requests.
     pub user: Option<&'a str>,
-    /// Whether the user name comes from a client certificate.
-    pub via_certificate: bool,
+    /// How the user name was established.
+    pub kind: Kind<'a>,
     pub ip: Option<IpAddr>,
+}
+
+/// What kind of identity a subject is: which rules can be about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind<'a> {
+    /// An htpasswd user, a token's subject, or nobody (anonymous): `users` and `groups`.
+    User,
+    /// A name from a client certificate: `users`, `groups` and `certificates`.
+    Certificate,
+    /// Robot account NAME (user `robot$NAME`): only `robots` rules.
+    Robot(&'a str),
 }
 
 /// One piece of a repository pattern.
@@ -112,6 +123,8 @@ pub struct Who {
     pub groups: Vec<String>,
     /// Names from client certificates (only certificate-authenticated subjects).
     pub certificates: Vec<String>,
+    /// Robot-name globs (`ci-*`).
+    pub robots: Vec<Pattern>,
     pub anonymous: bool,
 }
 
@@ -244,13 +257,16 @@ impl Acl {
         let Some(user) = subject.user else {
             return who.anonymous;
         };
+        if let Kind::Robot(name) = subject.kind {
+            return who.robots.iter().any(|p| p.matches(name, None));
+        }
         who.users.iter().any(|u| u == "*" || u == user)
             || who.groups.iter().any(|g| {
                 self.groups
                     .get(g)
                     .is_some_and(|members| members.iter().any(|m| m == user))
             })
-            || (subject.via_certificate && who.certificates.iter().any(|c| c == user))
+            || (subject.kind == Kind::Certificate && who.certificates.iter().any(|c| c == user))
     }
 }
 

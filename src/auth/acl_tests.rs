@@ -22,7 +22,7 @@ fn users(names: &[&str]) -> Who {
 fn subject(user: Option<&str>) -> Subject<'_> {
     Subject {
         user,
-        via_certificate: false,
+        kind: Kind::User,
         ip: Some("10.1.2.3".parse().unwrap()),
     }
 }
@@ -147,7 +147,7 @@ fn networks_groups_and_certificates() {
     acl.rules = vec![ci];
     let mut s = Subject {
         user: Some("runner"),
-        via_certificate: true,
+        kind: Kind::Certificate,
         ip: Some("10.9.9.9".parse().unwrap()),
     };
     assert!(acl.decide(&s, &repo("any/thing"), Push).allowed());
@@ -157,7 +157,7 @@ fn networks_groups_and_certificates() {
         "outside the network"
     );
     s.ip = Some("10.9.9.9".parse().unwrap());
-    s.via_certificate = false;
+    s.kind = Kind::User;
     assert!(
         !acl.decide(&s, &repo("any/thing"), Push).allowed(),
         "a password user named like the certificate"
@@ -211,4 +211,52 @@ fn grant_is_the_allowed_subset_and_catalog_needs_its_own_rule() {
     admin.catalog = true;
     acl.rules.insert(0, admin);
     assert_eq!(acl.grant(&subject(Some("alice")), &catalog), vec![All]);
+}
+
+/// Robots match `robots` globs only: not `users = ["*"]`, not a user of the same name.
+#[test]
+fn robots_match_robot_rules_only() {
+    use Action::*;
+    let mut acl = Acl::default();
+    let ci = Who {
+        robots: vec![Pattern::parse("ci-*").unwrap()],
+        ..Who::default()
+    };
+    acl.rules = vec![
+        rule(1, ci, &["builds/*"], &[Pull, Push]),
+        rule(
+            2,
+            users(&["*", "robot$ci-build", "ci-build"]),
+            &["*"],
+            &[All],
+        ),
+    ];
+    let robot = |name| Subject {
+        user: Some("robot$x"),
+        kind: Kind::Robot(name),
+        ip: None,
+    };
+    assert!(acl
+        .decide(&robot("ci-build"), &repo("builds/app"), Push)
+        .allowed());
+    assert_eq!(
+        acl.decide(&robot("ci-build"), &repo("other/app"), Pull),
+        Decision::Deny {
+            rule: None,
+            reason: "no rule applies (default deny)".into()
+        }
+    );
+    assert!(!acl
+        .decide(&robot("deploy"), &repo("builds/app"), Pull)
+        .allowed());
+    let user = subject(Some("ci-build"));
+    assert!(
+        acl.decide(&user, &repo("builds/app"), Delete).allowed(),
+        "users = [\"*\"] still covers password users"
+    );
+    let open = Acl {
+        policy: Policy::Authenticated,
+        ..Acl::default()
+    };
+    assert!(open.decide(&robot("any"), &repo("x"), Push).allowed());
 }

@@ -1,8 +1,9 @@
 //! Authentication: who is making this request.
 //!
-//! Methods: htpasswd Basic auth ([`passwords`]) and client certificates
-//! ([`crate::tls::client_auth`]). With both configured, `auth.require` says whether a
-//! request must pass both (`all`, the default) or either (`any`).
+//! Methods: Basic auth with htpasswd passwords ([`passwords`]) or robot secrets
+//! ([`robots`], user `robot$NAME`), and client certificates ([`crate::tls::client_auth`]).
+//! With Basic auth and certificates both configured, `auth.require` says whether a request
+//! must pass both (`all`, the default) or either (`any`).
 
 pub mod acl;
 pub mod basic;
@@ -10,17 +11,23 @@ pub mod cache;
 pub mod htpasswd;
 pub mod jwt_crypto;
 pub mod passwords;
+pub mod robots;
 pub mod settings;
 pub mod throttle;
 pub mod token;
 pub mod token_endpoint;
+pub mod watched;
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::tls::client_auth::ClientIdentity;
 use basic::parse_basic;
 use passwords::{PasswordChecker, Verdict};
+use robots::{robot_of_user, RobotVerdict, RobotsDb};
 use throttle::{Guess, Reservation, Throttle};
+use watched::WatchedFile;
 
 /// `auth.require`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -40,6 +47,8 @@ pub enum AuthMethod {
     Anonymous,
     Basic,
     Certificate,
+    /// A robot account's secret (Basic auth as `robot$NAME`).
+    Robot,
     /// A Bearer token; what it allows is in its grant, not in the ACL.
     Token,
 }
@@ -52,6 +61,7 @@ impl AuthMethod {
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Basic => "basic",
             AuthMethod::Certificate => "certificate",
+            AuthMethod::Robot => "robot",
             AuthMethod::Token => "token",
         }
     }
@@ -75,11 +85,24 @@ impl Principal {
         }
     }
 
+    /// Robot `name`.
+    pub fn robot(name: &str) -> Self {
+        Principal {
+            user: format!("{}{name}", robots::USER_PREFIX),
+            method: AuthMethod::Robot,
+        }
+    }
+
     /// The ACL's view of this principal.
     pub fn subject(&self, ip: Option<IpAddr>) -> acl::Subject<'_> {
+        let kind = match self.method {
+            AuthMethod::Certificate => acl::Kind::Certificate,
+            AuthMethod::Robot => acl::Kind::Robot(robot_of_user(&self.user).unwrap_or_default()),
+            _ => acl::Kind::User,
+        };
         acl::Subject {
             user: Some(self.user.as_str()).filter(|u| !u.is_empty()),
-            via_certificate: self.method == AuthMethod::Certificate,
+            kind,
             ip,
         }
     }
@@ -114,7 +137,12 @@ pub struct BasicAuth {
 
 /// All configured methods.
 pub struct Authenticator {
+    /// htpasswd users.
     pub basic: Option<BasicAuth>,
+    /// Robot accounts.
+    pub robots: Option<WatchedFile<RobotsDb>>,
+    /// The per-process key of robot [`Guess`] fingerprints.
+    guess_key: RandomState,
     /// Whether client certificates identify users.
     pub certificates: bool,
     pub require: Require,
@@ -133,8 +161,14 @@ impl Authenticator {
                 h.workers,
             ),
         });
+        let robots = auth.robots.as_ref().map(|r| {
+            let parse = |text: &str| RobotsDb::parse(text).map_err(|e| e.join("; "));
+            WatchedFile::new(r.path.clone(), "robots file", r.db.clone(), parse)
+        });
         Self {
             basic,
+            robots,
+            guess_key: RandomState::new(),
             certificates,
             require: auth.require,
             throttle: Throttle::new(auth.throttle_max_failures, auth.throttle_window),
@@ -148,28 +182,32 @@ impl Authenticator {
         } else {
             None
         };
-        match (&self.basic, self.certificates) {
-            (None, false) => Ok(Principal {
+        match (self.accepts_basic(), self.certificates) {
+            (false, false) => Ok(Principal {
                 user: String::new(),
                 method: AuthMethod::None,
             }),
-            (None, true) => cert_principal(cert_user),
-            (Some(basic), false) => self.basic(basic, attempt).await,
-            (Some(basic), true) => match (self.require, cert_user) {
+            (false, true) => cert_principal(cert_user),
+            (true, false) => self.basic(attempt).await,
+            (true, true) => match (self.require, cert_user) {
                 (Require::Any, Some(user)) => Ok(Principal {
                     user,
                     method: AuthMethod::Certificate,
                 }),
-                (Require::Any, None) => self.basic(basic, attempt).await,
+                (Require::Any, None) => self.basic(attempt).await,
                 (Require::All, None) => cert_principal(None),
-                (Require::All, Some(_)) => self.basic(basic, attempt).await,
+                (Require::All, Some(_)) => self.basic(attempt).await,
             },
         }
     }
 
-    /// Basic auth: parse, throttle, cache, bcrypt.
+    /// Whether Basic credentials are checked at all (htpasswd users or robots).
+    pub fn accepts_basic(&self) -> bool {
+        self.basic.is_some() || self.robots.is_some()
+    }
+
     /// Basic auth from the `Authorization` header; no header is an anonymous principal.
-    async fn basic(&self, basic: &BasicAuth, attempt: Attempt<'_>) -> Result<Principal, Failure> {
+    async fn basic(&self, attempt: Attempt<'_>) -> Result<Principal, Failure> {
         let Some(header) = attempt.authorization else {
             return Ok(Principal::anonymous());
         };
@@ -182,7 +220,7 @@ impl Authenticator {
                 return Err(Failure::BadCredentials);
             }
         };
-        self.check_password(basic, &creds, attempt.client_ip).await
+        self.check_credentials(&creds, attempt.client_ip).await
     }
 
     /// Checks a user name and password (from a Basic header or the token endpoint's
@@ -192,8 +230,62 @@ impl Authenticator {
         creds: &basic::Credentials,
         ip: Option<IpAddr>,
     ) -> Option<Result<Principal, Failure>> {
-        let basic = self.basic.as_ref()?;
-        Some(self.check_password(basic, creds, ip).await)
+        match self.accepts_basic() {
+            true => Some(self.check_credentials(creds, ip).await),
+            false => None,
+        }
+    }
+
+    /// A robot's secret for `robot$NAME`, else an htpasswd password.
+    async fn check_credentials(
+        &self,
+        creds: &basic::Credentials,
+        ip: Option<IpAddr>,
+    ) -> Result<Principal, Failure> {
+        if let (Some(robots), Some(name)) = (&self.robots, robot_of_user(&creds.user)) {
+            return self.check_robot(robots, name, creds, ip).await;
+        }
+        match &self.basic {
+            Some(basic) => self.check_password(basic, creds, ip).await,
+            None => {
+                tracing::info!(client = %show(ip), user = %creds.user, reason = "not a robot, and no htpasswd users are configured", "authentication failed");
+                self.failed(ip);
+                Err(Failure::BadCredentials)
+            }
+        }
+    }
+
+    /// Robot `name`'s secret, throttled like a password (a check is cheap, but guessing
+    /// must stay slow). An expired robot is refused like a wrong secret; the log says why.
+    async fn check_robot(
+        &self,
+        robots: &WatchedFile<RobotsDb>,
+        name: &str,
+        creds: &basic::Credentials,
+        ip: Option<IpAddr>,
+    ) -> Result<Principal, Failure> {
+        let guess = Guess(self.guess_key.hash_one((&creds.user, &creds.password)));
+        let reservation = self.admit(ip, guess, &creds.user).await?;
+        let reason = match robots.current().verify(name, &creds.password, clock_now()) {
+            RobotVerdict::Valid => {
+                reservation.succeeded();
+                return Ok(Principal::robot(name));
+            }
+            RobotVerdict::Invalid => "unknown robot or wrong secret".to_string(),
+            RobotVerdict::Expired(at) => {
+                format!("robot expired at {}", crate::clock::format_time(at))
+            }
+        };
+        tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
+        reservation.failed(guess);
+        Err(Failure::BadCredentials)
+    }
+
+    /// Whether robot `name` exists and has not expired (a refresh token's re-check).
+    pub fn robot_is_active(&self, name: &str) -> bool {
+        self.robots
+            .as_ref()
+            .is_some_and(|r| r.current().is_active(name, clock_now()))
     }
 
     /// Whether `user` is (still) in the htpasswd file.
@@ -263,6 +355,10 @@ impl Authenticator {
             self.throttle.record_failure(ip);
         }
     }
+}
+
+fn clock_now() -> i64 {
+    crate::clock::unix_now()
 }
 
 /// A certificate user, or the refusal for a certificate without the configured name field.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::htpasswd::HtpasswdDb;
+use super::robots::RobotsDb;
 use super::token::{Signer, TrustedKey, Verifier};
 use super::Require;
 
@@ -16,6 +17,13 @@ pub struct HtpasswdConfig {
     pub workers: usize,
 }
 
+/// `[auth.robots]`, checked: the file parsed.
+#[derive(Debug, Clone)]
+pub struct RobotsConfig {
+    pub path: PathBuf,
+    pub db: RobotsDb,
+}
+
 /// `[auth]`, checked.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -23,6 +31,7 @@ pub struct AuthConfig {
     pub allow_unauthenticated: bool,
     pub forward_authorization: bool,
     pub htpasswd: Option<HtpasswdConfig>,
+    pub robots: Option<RobotsConfig>,
     pub throttle_max_failures: u32,
     pub throttle_window: Duration,
     pub cache_ttl: Duration,

@@ -33,6 +33,8 @@ fn authenticator(
     );
     let auth = Authenticator {
         basic: Some(BasicAuth { checker }),
+        robots: None,
+        guess_key: Default::default(),
         certificates,
         require,
         throttle: Throttle::new(max_failures, Duration::from_secs(60)),
@@ -209,6 +211,8 @@ fn require_any_takes_either() {
 fn certificate_only_and_no_auth() {
     let cert_only = Authenticator {
         basic: None,
+        robots: None,
+        guess_key: Default::default(),
         certificates: true,
         require: Require::All,
         throttle: Throttle::new(0, Duration::from_secs(1)),
@@ -222,6 +226,8 @@ fn certificate_only_and_no_auth() {
     );
     let open = Authenticator {
         basic: None,
+        robots: None,
+        guess_key: Default::default(),
         certificates: false,
         require: Require::All,
         throttle: Throttle::new(0, Duration::from_secs(1)),
@@ -252,4 +258,60 @@ fn htpasswd_edits_are_picked_up_and_clear_the_cache() {
     );
     let new = basic("alice:new-password");
     assert!(run(auth.authenticate(attempt(Some(&new), None))).is_ok());
+}
+
+/// Robots only (no htpasswd): `ci` valid, `old` expired; their secrets.
+fn robot_authenticator(dir: &std::path::Path) -> (Authenticator, String, String) {
+    use super::robots::{Robot, RobotsDb};
+    let now = crate::clock::unix_now();
+    let (ci, ci_secret) = Robot::create("ci", now, None, "").unwrap();
+    let (old, old_secret) = Robot::create("old", now - 100, Some(now - 1), "").unwrap();
+    let mut db = RobotsDb::default();
+    db.add(ci).unwrap();
+    db.add(old).unwrap();
+    let path = dir.join("robots.toml");
+    std::fs::write(&path, db.to_text()).unwrap();
+    let parse = |t: &str| RobotsDb::parse(t).map_err(|e| e.join("; "));
+    let auth = Authenticator {
+        basic: None,
+        robots: Some(WatchedFile::new(path, "robots file", db, parse)),
+        guess_key: Default::default(),
+        certificates: false,
+        require: Require::All,
+        throttle: Throttle::new(3, Duration::from_secs(60)),
+    };
+    (auth, ci_secret, old_secret)
+}
+
+#[test]
+fn robots_log_in_as_robot_dollar_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, ci, old) = robot_authenticator(dir.path());
+    let good = basic(&format!("robot$ci:{ci}"));
+    let principal = run(auth.authenticate(attempt(Some(&good), None))).unwrap();
+    assert_eq!(principal, Principal::robot("ci"));
+    assert_eq!(principal.method.label(), "robot");
+    assert!(matches!(
+        principal.subject(None).kind,
+        super::acl::Kind::Robot("ci")
+    ));
+    for refused in [
+        format!("robot$ci:{old}"),
+        format!("robot$old:{old}"),
+        format!("robot$nobody:{ci}"),
+        format!("ci:{ci}"),
+    ] {
+        let header = basic(&refused);
+        assert_eq!(
+            run(auth.authenticate(attempt(Some(&header), None))),
+            Err(Failure::BadCredentials),
+            "{refused}"
+        );
+    }
+    assert!(auth.robot_is_active("ci") && !auth.robot_is_active("old"));
+    // Four distinct failures against max_failures = 3: the right secret now waits.
+    assert!(matches!(
+        run(auth.authenticate(attempt(Some(&good), None))),
+        Err(Failure::Throttled { .. })
+    ));
 }

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::auth::acl::{Acl, Decision, Subject};
+use crate::auth::acl::{Acl, Decision, Kind, Subject};
 use crate::config::Config;
 use crate::registry::params::Params;
 use crate::registry::scope::{format_scopes, parse_scopes, required_scopes, Scope};
@@ -19,6 +19,9 @@ pub struct ExplainArgs {
     /// The user name comes from a client certificate.
     #[arg(long)]
     pub certificate: bool,
+    /// The robot account asking (instead of --user).
+    #[arg(long, conflicts_with_all = ["user", "certificate"])]
+    pub robot: Option<String>,
     /// The client address (for rules with networks).
     #[arg(long)]
     pub ip: Option<IpAddr>,
@@ -36,15 +39,22 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
     if args.requests.is_empty() && args.scopes.is_empty() {
         return Err("give --request 'METHOD /v2/...' or --scope TYPE:NAME:ACTIONS".into());
     }
+    let robot_user = args.robot.as_deref().map(|r| format!("robot${r}"));
+    let kind = match (&args.robot, args.certificate) {
+        (Some(name), _) => Kind::Robot(name),
+        (None, true) => Kind::Certificate,
+        (None, false) => Kind::User,
+    };
     let subject = Subject {
-        user: args.user.as_deref(),
-        via_certificate: args.certificate,
+        user: robot_user.as_deref().or(args.user.as_deref()),
+        kind,
         ip: args.ip,
     };
-    let who = args
-        .user
-        .as_deref()
-        .map_or("anonymous".to_string(), |u| format!("user {u}"));
+    let who = match (&args.robot, &args.user) {
+        (Some(robot), _) => format!("robot {robot}"),
+        (None, Some(user)) => format!("user {user}"),
+        (None, None) => "anonymous".to_string(),
+    };
     let mut all_allowed = true;
     for request in &args.requests {
         let scopes = scopes_of_request(request)?;

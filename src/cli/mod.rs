@@ -1,7 +1,9 @@
-//! Command-line interface: `serve`, `check`, `certs`.
+//! Command-line interface: `serve`, `check`, `certs`, `htpasswd`, `keygen`, `probe`,
+//! `explain`, `robot`.
 
 pub mod devcerts;
 pub mod explain;
+pub mod robot;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +79,9 @@ pub enum Command {
     /// Show what the ACL decides for a user and a request or scope, and which rule decides.
     /// Exits 0 when everything asked is allowed, 1 otherwise.
     Explain(crate::cli::explain::ExplainArgs),
+    /// Robot accounts for machines without an identity provider: add (prints the secret
+    /// once), list, remove.
+    Robot(crate::cli::robot::RobotArgs),
 }
 
 /// Runs the parsed command; errors are printed here and turned into the exit code.
@@ -93,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keygen { out, name, days } => keygen(&out, &name, days),
         Command::Explain(args) => crate::cli::explain::run(&args),
         Command::Probe { url } => probe(&url),
+        Command::Robot(args) => crate::cli::robot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

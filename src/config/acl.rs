@@ -94,10 +94,26 @@ fn parse_rule(
     if rule.users.is_empty()
         && rule.groups.is_empty()
         && rule.certificates.is_empty()
+        && rule.robots.is_empty()
         && !rule.anonymous
     {
-        problem("says nobody: give users, groups, certificates or anonymous = true".into());
+        problem("says nobody: give users, groups, certificates, robots or anonymous = true".into());
     }
+    let robots: Vec<Pattern> = rule
+        .robots
+        .iter()
+        .filter_map(|r| match r.contains("${") {
+            true => {
+                problem(format!(
+                    "robots: \"{r}\": a robot-name glob cannot use ${{...}}"
+                ));
+                None
+            }
+            false => Pattern::parse(r)
+                .map_err(|e| problem(format!("robots: {e}")))
+                .ok(),
+        })
+        .collect();
     for group in rule.groups.iter().filter(|g| !groups.contains_key(*g)) {
         problem(format!("group \"{group}\" is not defined in [acl.groups]"));
     }
@@ -145,6 +161,7 @@ fn parse_rule(
             users: rule.users.clone(),
             groups: rule.groups.clone(),
             certificates: rule.certificates.clone(),
+            robots,
             anonymous: rule.anonymous,
         },
         networks,

@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{FileAuth, FileClientAuth};
+use super::file::{FileAuth, FileClientAuth, FileRobots};
 use super::{resolve_path, AuthConfig, ClientAuthConfig, HtpasswdConfig, Problem};
 use crate::auth::htpasswd::HtpasswdDb;
+use crate::auth::robots::RobotsDb;
+use crate::auth::settings::RobotsConfig;
 use crate::auth::Require;
 use crate::tls::client_auth::{build_verifier, ClientAuthMode};
 
@@ -46,19 +48,25 @@ pub fn parse_auth(
         },
         None => None,
     };
+    let robots = match &file.robots {
+        Some(r) => parse_robots(r, base)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok(),
+        None => None,
+    };
     let token = match &file.token {
         Some(t) => super::token::parse_token(t, base)
             .map_err(|mut p| problems.append(&mut p))
             .ok(),
         None => None,
     };
-    let has_basic = file.htpasswd.is_some();
+    let has_basic = file.htpasswd.is_some() || file.robots.is_some();
     let cert_mode = client_auth.map(|c| c.mode);
     if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated && !has_acl {
-        problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
+        problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [auth.robots], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
     }
     if cert_mode == Some(ClientAuthMode::Optional) && !has_basic {
-        problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd], or use mode = \"require\""));
+        problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd] or [auth.robots], or use mode = \"require\""));
     }
     if cert_mode == Some(ClientAuthMode::Optional) && has_basic && file.require == Require::All {
         problems.push(Problem::new("auth.require", "\"all\" needs a certificate from every client, which contradicts tls.client_auth.mode = \"optional\": use require = \"any\" (certificate or password) or mode = \"require\" (certificate and password)"));
@@ -77,12 +85,44 @@ pub fn parse_auth(
         allow_unauthenticated: file.allow_unauthenticated,
         forward_authorization: file.forward_authorization,
         htpasswd,
+        robots,
         throttle_max_failures: file.throttle.max_failures,
         throttle_window: Duration::from_secs(file.throttle.window),
         cache_ttl: Duration::from_secs(file.cache.ttl),
         cache_capacity: file.cache.capacity,
         token,
     })
+}
+
+/// `[auth.robots]`: the file must exist (`portcullis robot add` creates it) and parse.
+fn parse_robots(file: &FileRobots, base: &Path) -> Result<RobotsConfig, Vec<Problem>> {
+    let key = "auth.robots.path";
+    let path = match file.path.as_deref() {
+        Some(p) if !p.trim().is_empty() => resolve_path(base, p),
+        _ => {
+            return Err(vec![Problem::new(
+            key,
+            "is missing; give the robots file (`portcullis robot add NAME --file PATH` creates it)",
+        )])
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        vec![Problem::new(
+            key,
+            format!(
+                "cannot read {}: {e} (`portcullis robot add NAME --file {}` creates it)",
+                path.display(),
+                path.display()
+            ),
+        )]
+    })?;
+    let db = RobotsDb::parse(&text).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| Problem::new(key, format!("{}: {e}", path.display())))
+            .collect::<Vec<_>>()
+    })?;
+    Ok(RobotsConfig { path, db })
 }
 
 fn parse_htpasswd(

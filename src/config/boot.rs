@@ -59,6 +59,9 @@ boot_settings! {
     htpasswd_path: Option<PathBuf> =
         "auth.htpasswd.path (the file itself is re-read on change)",
         |c| c.auth.htpasswd.as_ref().map(|h| h.path.clone());
+    robots_path: Option<PathBuf> =
+        "auth.robots.path (the file itself is re-read on change)",
+        |c| c.auth.robots.as_ref().map(|r| r.path.clone());
     htpasswd_workers: Option<usize> = "auth.htpasswd.workers",
         |c| c.auth.htpasswd.as_ref().map(|h| h.workers);
     require: Require = "auth.require", |c| c.auth.require;

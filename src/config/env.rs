@@ -47,6 +47,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("auth.htpasswd.path", Text),
     ("auth.htpasswd.realm", Text),
     ("auth.htpasswd.workers", Integer),
+    ("auth.robots.path", Text),
     ("auth.throttle.max_failures", Integer),
     ("auth.throttle.window", Integer),
     ("auth.cache.ttl", Integer),

@@ -106,6 +106,8 @@ pub struct FileAuth {
     #[serde(default)]
     pub forward_authorization: bool,
     pub htpasswd: Option<FileHtpasswd>,
+    /// Robot accounts (`portcullis robot add`).
+    pub robots: Option<FileRobots>,
     #[serde(default)]
     pub throttle: FileThrottle,
     #[serde(default)]
@@ -189,6 +191,9 @@ pub struct FileRule {
     /// Client-certificate identities (only certificate-authenticated requests).
     #[serde(default)]
     pub certificates: Vec<String>,
+    /// Robot-account name globs, e.g. `["ci-*"]` (robots match no other kind of rule).
+    #[serde(default)]
+    pub robots: Vec<String>,
     /// Requests without credentials.
     #[serde(default)]
     pub anonymous: bool,
@@ -229,6 +234,15 @@ pub struct FileHtpasswd {
     pub workers: Option<usize>,
 }
 
+/// `[auth.robots]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRobots {
+    /// The robots file `portcullis robot add` writes (hashes only). Required. Re-read when
+    /// it changes.
+    pub path: Option<String>,
+}
+
 /// `[auth.throttle]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,7 +269,7 @@ pub struct FileCache {
 }
 
 fn default_realm() -> String {
-    "Registry Realm".to_string()
+    super::DEFAULT_REALM.to_string()
 }
 fn default_max_failures() -> u32 {
     10

@@ -27,6 +27,9 @@ use parse::{default_threads, parse_admin, parse_cidrs, parse_listen, parse_upstr
 
 pub use crate::problem::Problem;
 
+/// The realm of Basic challenges unless `auth.htpasswd.realm` says otherwise.
+pub const DEFAULT_REALM: &str = "Registry Realm";
+
 /// Every problem found in one configuration file.
 #[derive(Debug, thiserror::Error)]
 #[error("{} has {} problem(s):\n{}", path.display(), problems.len(), list(problems))]

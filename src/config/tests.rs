@@ -311,3 +311,35 @@ fn boot_changes_are_named_key_by_key() {
     );
     assert!(base.same_tls_shape(&with("", "realm = \"elsewhere\"")));
 }
+
+#[test]
+fn robots_file_must_exist_parse_and_rules_may_name_robots() {
+    let (dir, text) = fixture();
+    let text = text.replace("auth.allow_unauthenticated = true\n", "");
+    let missing = format!("{text}\n[auth.robots]\npath = \"robots.toml\"\n");
+    let problems = Config::from_toml(&missing, dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["auth.robots.path"]);
+    assert!(
+        problems[0].message.contains("portcullis robot add"),
+        "{problems:?}"
+    );
+    let no_path = format!("{text}\n[auth.robots]\n");
+    assert_eq!(
+        keys(&Config::from_toml(&no_path, dir.path()).unwrap_err()),
+        ["auth.robots.path"]
+    );
+    std::fs::write(dir.path().join("robots.toml"), "[[robots]]\nname = \"x\"\n").unwrap();
+    let problems = Config::from_toml(&missing, dir.path()).unwrap_err();
+    assert!(problems[0].message.contains("robots.toml"), "{problems:?}");
+
+    std::fs::write(dir.path().join("robots.toml"), "").unwrap();
+    let c = Config::from_toml(&missing, dir.path()).unwrap();
+    assert!(c.auth.robots.unwrap().db.is_empty());
+    let rule =
+        "[[acl.rules]]\nrobots = [\"ci-*\"]\nrepositories = [\"builds/*\"]\nactions = [\"push\"]\n";
+    let c = Config::from_toml(&format!("{missing}{rule}"), dir.path()).unwrap();
+    assert_eq!(c.acl.rules[0].who.robots.len(), 1);
+    let bad = rule.replace("ci-*", "${user}-*");
+    let problems = Config::from_toml(&format!("{missing}{bad}"), dir.path()).unwrap_err();
+    assert_eq!(keys(&problems), ["acl.rules[1]"]);
+}

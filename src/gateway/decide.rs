@@ -22,6 +22,7 @@ use crate::tls::client_auth::ClientIdentity;
 /// How a refresh token's subject first proved who they are (its `auth_method` claim).
 const BASIC: &str = "basic";
 const CERTIFICATE: &str = "certificate";
+const ROBOT: &str = "robot";
 
 /// What a request brings.
 #[derive(Debug, Clone, Copy)]
@@ -107,9 +108,14 @@ impl Access {
     /// The rules of `config` with an existing authenticator (a reload).
     pub fn with_authenticator(config: &Config, authn: Arc<Authenticator>) -> Self {
         let credentials_matter =
-            authn.basic.is_some() || authn.certificates || config.auth.token.is_some();
+            authn.accepts_basic() || authn.certificates || config.auth.token.is_some();
+        let basic_realm = match (&config.auth.htpasswd, authn.accepts_basic()) {
+            (Some(h), _) => Some(h.realm.clone()),
+            (None, true) => Some(crate::config::DEFAULT_REALM.to_string()),
+            (None, false) => None,
+        };
         Access {
-            basic_realm: config.auth.htpasswd.as_ref().map(|h| h.realm.clone()),
+            basic_realm,
             authn,
             acl: config.acl.clone(),
             token: config.auth.token.clone(),
@@ -295,7 +301,7 @@ impl Access {
             realm: self
                 .basic_realm
                 .clone()
-                .unwrap_or_else(|| "Registry Realm".into()),
+                .unwrap_or_else(|| crate::config::DEFAULT_REALM.into()),
         };
         match &request.grant {
             GrantKind::Header => {
@@ -320,7 +326,8 @@ impl Access {
     }
 
     /// The subject of a valid refresh token, if the proof they first gave still holds: an
-    /// htpasswd user must still be in the file; a certificate user must present, on this
+    /// htpasswd user must still be in the file; a robot must still be in its file and not
+    /// expired; a certificate user must present, on this
     /// connection, a certificate verified now (current CAs and CRLs) naming the same user.
     /// Tokens from before the method was recorded pass either way.
     fn recheck_refresh(
@@ -334,7 +341,11 @@ impl Access {
             self.authn.certificates
                 && req.certificate.and_then(|c| c.user.as_deref()) == Some(user.as_str())
         };
+        let by_robot = || {
+            crate::auth::robots::robot_of_user(&user).is_some_and(|r| self.authn.robot_is_active(r))
+        };
         let method = match method {
+            Some(ROBOT) if by_robot() => AuthMethod::Robot,
             Some(BASIC) if by_password() => AuthMethod::Basic,
             Some(CERTIFICATE) if by_certificate() => AuthMethod::Certificate,
             None if by_password() => AuthMethod::Basic,
@@ -373,6 +384,7 @@ impl Access {
         let method = match principal.method {
             AuthMethod::Basic => Some(BASIC),
             AuthMethod::Certificate => Some(CERTIFICATE),
+            AuthMethod::Robot => Some(ROBOT),
             _ => None,
         };
         let refresh = match (request.offline, principal.user.is_empty(), method) {

@@ -73,6 +73,13 @@ impl Reloader {
         ) {
             basic.checker.install(file.db.clone());
         }
+        if let (Some(robots), Some(file), true) = (
+            &authn.robots,
+            &new.auth.robots,
+            self.state.boot.robots_path == boot.robots_path,
+        ) {
+            robots.install(file.db.clone());
+        }
         Live {
             tls,
             access: Access::with_authenticator(&new, authn),

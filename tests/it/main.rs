@@ -19,6 +19,7 @@ mod python_dxf;
 mod reload;
 mod replicas;
 mod request_params;
+mod robots;
 mod skopeo;
 mod streaming;
 mod tls;
