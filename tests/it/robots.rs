@@ -43,10 +43,12 @@ repositories = ["team-a/*"]
 actions = ["pull", "push"]
 "#;
 
+/// Robots from `dir`/robots.toml, the audit log in `dir`/audit.log.
 fn robot_stack(dir: &Path) -> Stack {
     Stack::start(&format!(
-        "[auth.robots]\npath = \"{}\"\n{ROBOT_RULES}",
-        dir.join("robots.toml").display()
+        "[auth.robots]\npath = \"{}\"\n[audit]\npath = \"{}\"\n{ROBOT_RULES}",
+        dir.join("robots.toml").display(),
+        dir.join("audit.log").display()
     ))
 }
 
@@ -140,6 +142,22 @@ fn skopeo_pushes_and_pulls_as_a_robot() {
         !log.contains(&secret[4..]) && !log.contains(&deploy[4..]),
         "a secret reached the log"
     );
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let push = events
+        .iter()
+        .find(|e| e["event"] == "push")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(push["user"], "robot$ci-build");
+    let denied = events
+        .iter()
+        .find(|e| e["event"] == "denied" && e["status"] == 403)
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(denied["user"], "robot$deploy");
+    assert!(!audit.contains(&secret[4..]) && !audit.contains(&deploy[4..]));
 }
 
 #[test]
