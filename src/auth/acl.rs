@@ -4,11 +4,12 @@
 //! network and the resource decides: its `actions` allow or refuse. No rule applies:
 //! refused. `read_only` refuses every push and delete before any rule is looked at.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::oidc::OidcIdentity;
 use crate::registry::scope::{is_repository_name, Action, Resource, Scope};
 
 /// Who is asking.
@@ -30,6 +31,18 @@ pub enum Kind<'a> {
     Certificate,
     /// Robot account NAME (user `robot$NAME`): only `robots` rules.
     Robot(&'a str),
+    /// The holder of an OIDC token: only `oidc` rules.
+    Oidc(&'a OidcIdentity),
+}
+
+impl Subject<'_> {
+    /// The OIDC claims, for `${claims.NAME}` in patterns.
+    fn claims(&self) -> Option<&BTreeMap<String, String>> {
+        match self.kind {
+            Kind::Oidc(identity) => Some(&identity.claims),
+            _ => None,
+        }
+    }
 }
 
 /// One piece of a repository pattern.
@@ -40,6 +53,8 @@ enum Token {
     Star,
     /// `${user}`: the subject's user name, literally.
     User,
+    /// `${claims.NAME}`: an OIDC string claim, literally.
+    Claim(String),
 }
 
 /// A repository glob such as `team-a/*` or `${user}/*`.
@@ -50,7 +65,8 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses a pattern: repository-name characters, `*` and `${user}`.
+    /// Parses a pattern: repository-name characters, `*`, `${user}` and
+    /// `${claims.NAME}`.
     pub fn parse(text: &str) -> Result<Pattern, String> {
         let mut tokens = Vec::new();
         let mut rest = text;
@@ -58,6 +74,16 @@ impl Pattern {
             if let Some(after) = rest.strip_prefix("${user}") {
                 tokens.push(Token::User);
                 rest = after;
+            } else if let Some(after) = rest.strip_prefix("${claims.") {
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| format!("\"{text}\": ${{claims. without a closing }}"))?;
+                let name = &after[..end];
+                if name.is_empty() || name.contains(['$', '{', '*']) {
+                    return Err(format!("\"{text}\": \"{name}\" is not a claim name"));
+                }
+                tokens.push(Token::Claim(name.to_string()));
+                rest = &after[end + 1..];
             } else if let Some(after) = rest.strip_prefix('*') {
                 tokens.push(Token::Star);
                 rest = after;
@@ -68,7 +94,7 @@ impl Pattern {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
                 {
-                    return Err(format!("\"{text}\": only lowercase letters, digits, . _ - /, * and ${{user}} are allowed"));
+                    return Err(format!("\"{text}\": only lowercase letters, digits, . _ - /, *, ${{user}} and ${{claims.NAME}} are allowed"));
                 }
                 tokens.push(Token::Literal(literal.to_string()));
                 rest = &rest[literal.len()..];
@@ -86,18 +112,42 @@ impl Pattern {
     /// Whether `name` matches for `user`. `${user}` never matches for anonymous subjects or
     /// for user names that are not a single repository path component.
     pub fn matches(&self, name: &str, user: Option<&str>) -> bool {
+        self.matches_with(name, user, None)
+    }
+
+    /// Like [`Pattern::matches`], with OIDC `claims` for `${claims.NAME}`: a claim that is
+    /// missing, or not a valid repository name (upper case, `..`, ...), never matches.
+    fn matches_with(
+        &self,
+        name: &str,
+        user: Option<&str>,
+        claims: Option<&BTreeMap<String, String>>,
+    ) -> bool {
         let user = user.filter(|u| is_repository_name(u) && !u.contains('/'));
         let mut expanded = Vec::with_capacity(self.tokens.len());
         for token in &self.tokens {
-            match token {
-                Token::User => expanded.push(Token::Literal(match user {
-                    Some(u) => u.to_string(),
-                    None => return false,
-                })),
-                other => expanded.push(other.clone()),
+            let value = match token {
+                Token::User => user,
+                Token::Claim(claim) => claims
+                    .and_then(|c| c.get(claim))
+                    .map(String::as_str)
+                    .filter(|v| is_repository_name(v)),
+                other => {
+                    expanded.push(other.clone());
+                    continue;
+                }
+            };
+            match value {
+                Some(v) => expanded.push(Token::Literal(v.to_string())),
+                None => return false,
             }
         }
         glob(&expanded, name)
+    }
+
+    /// Whether the pattern uses `${claims...}` (only `oidc` rules may).
+    pub fn uses_claims(&self) -> bool {
+        self.tokens.iter().any(|t| matches!(t, Token::Claim(_)))
     }
 }
 
@@ -111,7 +161,7 @@ fn glob(tokens: &[Token], text: &str) -> bool {
         Some((Token::Star, rest)) => (0..=text.len())
             .filter(|i| text.is_char_boundary(*i))
             .any(|i| glob(rest, &text[i..])),
-        Some((Token::User, _)) => false,
+        Some((Token::User | Token::Claim(_), _)) => false,
     }
 }
 
@@ -125,7 +175,44 @@ pub struct Who {
     pub certificates: Vec<String>,
     /// Robot-name globs (`ci-*`).
     pub robots: Vec<Pattern>,
+    /// OIDC token holders: an issuer and claim globs.
+    pub oidc: Option<OidcMatch>,
     pub anonymous: bool,
+}
+
+/// `oidc = { issuer = "github", claims = { repository_owner = "acme" } }`: tokens of that
+/// issuer whose every listed claim is a string matching its glob (`*`: any run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OidcMatch {
+    pub issuer: String,
+    pub claims: Vec<(String, String)>,
+}
+
+impl OidcMatch {
+    fn matches(&self, identity: &OidcIdentity) -> bool {
+        identity.issuer == self.issuer
+            && self.claims.iter().all(|(name, want)| {
+                identity
+                    .claims
+                    .get(name)
+                    .is_some_and(|have| text_glob(want, have))
+            })
+    }
+}
+
+/// `*`-glob over any text (claim values): `refs/tags/v*`.
+fn text_glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|i| rest.is_char_boundary(*i))
+                .any(|i| text_glob(tail, &rest[i..]))
+        }
+    }
 }
 
 /// One rule.
@@ -195,7 +282,14 @@ impl Acl {
         {
             return Decision::ReadOnly;
         }
+        let oidc = matches!(subject.kind, Kind::Oidc(_));
         match (self.policy, subject.user) {
+            (Policy::Authenticated, Some(_)) if oidc => {
+                return Decision::Deny {
+                    rule: None,
+                    reason: "OIDC identities need [acl] rules with oidc = {...}".into(),
+                }
+            }
             (Policy::Everyone, _) | (Policy::Authenticated, Some(_)) => {
                 return Decision::Allow { rule: None }
             }
@@ -249,7 +343,7 @@ impl Acl {
                 Resource::Repository(name) => rule
                     .repositories
                     .iter()
-                    .any(|p| p.matches(name, subject.user)),
+                    .any(|p| p.matches_with(name, subject.user, subject.claims())),
             }
     }
 
@@ -257,8 +351,10 @@ impl Acl {
         let Some(user) = subject.user else {
             return who.anonymous;
         };
-        if let Kind::Robot(name) = subject.kind {
-            return who.robots.iter().any(|p| p.matches(name, None));
+        match subject.kind {
+            Kind::Robot(name) => return who.robots.iter().any(|p| p.matches(name, None)),
+            Kind::Oidc(identity) => return who.oidc.as_ref().is_some_and(|m| m.matches(identity)),
+            Kind::User | Kind::Certificate => {}
         }
         who.users.iter().any(|u| u == "*" || u == user)
             || who.groups.iter().any(|g| {

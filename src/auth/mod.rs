@@ -1,7 +1,8 @@
 //! Authentication: who is making this request.
 //!
-//! Methods: Basic auth with htpasswd passwords ([`passwords`]) or robot secrets
-//! ([`robots`], user `robot$NAME`), and client certificates ([`crate::tls::client_auth`]).
+//! Methods: Basic auth with htpasswd passwords ([`passwords`]), robot secrets ([`robots`],
+//! user `robot$NAME`) or OIDC workload tokens as the password ([`oidc`], user `oidc` or an
+//! issuer's name), and client certificates ([`crate::tls::client_auth`]).
 //! With Basic auth and certificates both configured, `auth.require` says whether a request
 //! must pass both (`all`, the default) or either (`any`).
 
@@ -10,6 +11,7 @@ pub mod basic;
 pub mod cache;
 pub mod htpasswd;
 pub mod jwt_crypto;
+pub mod oidc;
 pub mod passwords;
 pub mod robots;
 pub mod settings;
@@ -21,6 +23,7 @@ pub mod watched;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::tls::client_auth::ClientIdentity;
 use basic::parse_basic;
@@ -49,6 +52,8 @@ pub enum AuthMethod {
     Certificate,
     /// A robot account's secret (Basic auth as `robot$NAME`).
     Robot,
+    /// A workload identity token from a trusted OIDC issuer.
+    Oidc,
     /// A Bearer token; what it allows is in its grant, not in the ACL.
     Token,
 }
@@ -62,6 +67,7 @@ impl AuthMethod {
             AuthMethod::Basic => "basic",
             AuthMethod::Certificate => "certificate",
             AuthMethod::Robot => "robot",
+            AuthMethod::Oidc => "oidc",
             AuthMethod::Token => "token",
         }
     }
@@ -74,30 +80,47 @@ pub struct Principal {
     /// [`AuthMethod::Anonymous`].
     pub user: String,
     pub method: AuthMethod,
+    /// For [`AuthMethod::Oidc`]: the issuer, subject and claims.
+    pub oidc: Option<Arc<oidc::OidcIdentity>>,
 }
 
 impl Principal {
     /// Nobody in particular.
     pub fn anonymous() -> Self {
+        Principal::new(String::new(), AuthMethod::Anonymous)
+    }
+
+    /// `user`, authenticated by `method` (not OIDC).
+    pub fn new(user: String, method: AuthMethod) -> Self {
         Principal {
-            user: String::new(),
-            method: AuthMethod::Anonymous,
+            user,
+            method,
+            oidc: None,
         }
     }
 
     /// Robot `name`.
     pub fn robot(name: &str) -> Self {
+        Principal::new(format!("{}{name}", robots::USER_PREFIX), AuthMethod::Robot)
+    }
+
+    /// The holder of a verified OIDC token.
+    pub fn oidc(identity: oidc::OidcIdentity) -> Self {
         Principal {
-            user: format!("{}{name}", robots::USER_PREFIX),
-            method: AuthMethod::Robot,
+            user: identity.user(),
+            method: AuthMethod::Oidc,
+            oidc: Some(Arc::new(identity)),
         }
     }
 
     /// The ACL's view of this principal.
     pub fn subject(&self, ip: Option<IpAddr>) -> acl::Subject<'_> {
-        let kind = match self.method {
-            AuthMethod::Certificate => acl::Kind::Certificate,
-            AuthMethod::Robot => acl::Kind::Robot(robot_of_user(&self.user).unwrap_or_default()),
+        let kind = match (self.method, &self.oidc) {
+            (AuthMethod::Certificate, _) => acl::Kind::Certificate,
+            (AuthMethod::Robot, _) => {
+                acl::Kind::Robot(robot_of_user(&self.user).unwrap_or_default())
+            }
+            (AuthMethod::Oidc, Some(identity)) => acl::Kind::Oidc(identity),
             _ => acl::Kind::User,
         };
         acl::Subject {
@@ -141,6 +164,8 @@ pub struct Authenticator {
     pub basic: Option<BasicAuth>,
     /// Robot accounts.
     pub robots: Option<WatchedFile<RobotsDb>>,
+    /// Trusted OIDC issuers.
+    pub oidc: Option<oidc::Oidc>,
     /// The per-process key of robot [`Guess`] fingerprints.
     guess_key: RandomState,
     /// Whether client certificates identify users.
@@ -165,9 +190,11 @@ impl Authenticator {
             let parse = |text: &str| RobotsDb::parse(text).map_err(|e| e.join("; "));
             WatchedFile::new(r.path.clone(), "robots file", r.db.clone(), parse)
         });
+        let oidc = (!auth.oidc.is_empty()).then(|| oidc::Oidc::new(&auth.oidc));
         Self {
             basic,
             robots,
+            oidc,
             guess_key: RandomState::new(),
             certificates,
             require: auth.require,
@@ -183,17 +210,11 @@ impl Authenticator {
             None
         };
         match (self.accepts_basic(), self.certificates) {
-            (false, false) => Ok(Principal {
-                user: String::new(),
-                method: AuthMethod::None,
-            }),
+            (false, false) => Ok(Principal::new(String::new(), AuthMethod::None)),
             (false, true) => cert_principal(cert_user),
             (true, false) => self.basic(attempt).await,
             (true, true) => match (self.require, cert_user) {
-                (Require::Any, Some(user)) => Ok(Principal {
-                    user,
-                    method: AuthMethod::Certificate,
-                }),
+                (Require::Any, Some(user)) => Ok(Principal::new(user, AuthMethod::Certificate)),
                 (Require::Any, None) => self.basic(attempt).await,
                 (Require::All, None) => cert_principal(None),
                 (Require::All, Some(_)) => self.basic(attempt).await,
@@ -201,9 +222,9 @@ impl Authenticator {
         }
     }
 
-    /// Whether Basic credentials are checked at all (htpasswd users or robots).
+    /// Whether Basic credentials are checked at all (htpasswd users, robots, OIDC tokens).
     pub fn accepts_basic(&self) -> bool {
-        self.basic.is_some() || self.robots.is_some()
+        self.basic.is_some() || self.robots.is_some() || self.oidc.is_some()
     }
 
     /// Basic auth from the `Authorization` header; no header is an anonymous principal.
@@ -245,6 +266,11 @@ impl Authenticator {
         if let (Some(robots), Some(name)) = (&self.robots, robot_of_user(&creds.user)) {
             return self.check_robot(robots, name, creds, ip).await;
         }
+        if let Some(oidc) = self.oidc.as_ref().filter(|o| o.is_oidc_user(&creds.user)) {
+            return self
+                .check_oidc(oidc, &creds.password, Some(&creds.user), ip)
+                .await;
+        }
         match &self.basic {
             Some(basic) => self.check_password(basic, creds, ip).await,
             None => {
@@ -281,6 +307,42 @@ impl Authenticator {
         Err(Failure::BadCredentials)
     }
 
+    /// An OIDC token presented as a Bearer at the token endpoint. `None` when no issuer is
+    /// configured.
+    pub async fn oidc_bearer(
+        &self,
+        token: &str,
+        ip: Option<IpAddr>,
+    ) -> Option<Result<Principal, Failure>> {
+        let oidc = self.oidc.as_ref()?;
+        Some(self.check_oidc(oidc, token, None, ip).await)
+    }
+
+    /// An OIDC token, throttled like a password; `named` is the Basic user (`oidc` or an
+    /// issuer's name).
+    async fn check_oidc(
+        &self,
+        oidc: &oidc::Oidc,
+        token: &str,
+        named: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<Principal, Failure> {
+        let guess = Guess(self.guess_key.hash_one(("oidc", token)));
+        let user = named.unwrap_or(oidc::ANY_ISSUER_USER);
+        let reservation = self.admit(ip, guess, user).await?;
+        match oidc.verify(token, named).await {
+            Ok(identity) => {
+                reservation.succeeded();
+                Ok(Principal::oidc(identity))
+            }
+            Err(reason) => {
+                tracing::info!(client = %show(ip), user = %user, reason = %reason, "authentication failed");
+                reservation.failed(guess);
+                Err(Failure::BadCredentials)
+            }
+        }
+    }
+
     /// Whether robot `name` exists and has not expired (a refresh token's re-check).
     pub fn robot_is_active(&self, name: &str) -> bool {
         self.robots
@@ -312,10 +374,7 @@ impl Authenticator {
                 if let Some(reservation) = reservation {
                     reservation.succeeded();
                 }
-                Ok(Principal {
-                    user: creds.user.clone(),
-                    method: AuthMethod::Basic,
-                })
+                Ok(Principal::new(creds.user.clone(), AuthMethod::Basic))
             }
             Verdict::Invalid => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
@@ -364,10 +423,7 @@ fn clock_now() -> i64 {
 /// A certificate user, or the refusal for a certificate without the configured name field.
 fn cert_principal(user: Option<String>) -> Result<Principal, Failure> {
     match user {
-        Some(user) => Ok(Principal {
-            user,
-            method: AuthMethod::Certificate,
-        }),
+        Some(user) => Ok(Principal::new(user, AuthMethod::Certificate)),
         None => Err(Failure::NamelessCertificate),
     }
 }

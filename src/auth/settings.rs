@@ -32,6 +32,8 @@ pub struct AuthConfig {
     pub forward_authorization: bool,
     pub htpasswd: Option<HtpasswdConfig>,
     pub robots: Option<RobotsConfig>,
+    /// `[[auth.oidc]]`: trusted workload-identity issuers.
+    pub oidc: Vec<super::oidc::OidcIssuerSettings>,
     pub throttle_max_failures: u32,
     pub throttle_window: Duration,
     pub cache_ttl: Duration,

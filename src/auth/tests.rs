@@ -34,6 +34,7 @@ fn authenticator(
     let auth = Authenticator {
         basic: Some(BasicAuth { checker }),
         robots: None,
+        oidc: None,
         guess_key: Default::default(),
         certificates,
         require,
@@ -212,6 +213,7 @@ fn certificate_only_and_no_auth() {
     let cert_only = Authenticator {
         basic: None,
         robots: None,
+        oidc: None,
         guess_key: Default::default(),
         certificates: true,
         require: Require::All,
@@ -227,6 +229,7 @@ fn certificate_only_and_no_auth() {
     let open = Authenticator {
         basic: None,
         robots: None,
+        oidc: None,
         guess_key: Default::default(),
         certificates: false,
         require: Require::All,
@@ -275,6 +278,7 @@ fn robot_authenticator(dir: &std::path::Path) -> (Authenticator, String, String)
     let auth = Authenticator {
         basic: None,
         robots: Some(WatchedFile::new(path, "robots file", db, parse)),
+        oidc: None,
         guess_key: Default::default(),
         certificates: false,
         require: Require::All,

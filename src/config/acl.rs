@@ -5,15 +5,17 @@ use std::path::Path;
 
 use super::file::{FileAcl, FileAclInclude, FileRule};
 use super::{resolve_path, Problem};
-use crate::auth::acl::{Acl, Pattern, Policy, Rule, Who};
+use crate::auth::acl::{Acl, OidcMatch, Pattern, Policy, Rule, Who};
 use crate::registry::scope::Action;
 
 /// Builds the ACL. `has_acl` false gives the policy without rules.
+/// `oidc_issuers` are the `[[auth.oidc]]` names rules may match.
 pub fn parse_acl(
     file: Option<&FileAcl>,
     read_only: bool,
     allow_unauthenticated: bool,
     base: &Path,
+    oidc_issuers: &[&str],
 ) -> Result<Acl, Vec<Problem>> {
     let Some(file) = file else {
         let policy = if allow_unauthenticated {
@@ -66,7 +68,7 @@ pub fn parse_acl(
         .iter()
         .enumerate()
         .filter_map(|(i, (key, rule))| {
-            parse_rule(i + 1, key, rule, &groups)
+            parse_rule(i + 1, key, rule, &groups, oidc_issuers)
                 .map_err(|mut p| problems.append(&mut p))
                 .ok()
         })
@@ -88,6 +90,7 @@ fn parse_rule(
     key: &str,
     rule: &FileRule,
     groups: &HashMap<String, Vec<String>>,
+    oidc_issuers: &[&str],
 ) -> Result<Rule, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut problem = |m: String| problems.push(Problem::new(format!("{key}[{number}]"), m));
@@ -95,10 +98,28 @@ fn parse_rule(
         && rule.groups.is_empty()
         && rule.certificates.is_empty()
         && rule.robots.is_empty()
+        && rule.oidc.is_none()
         && !rule.anonymous
     {
-        problem("says nobody: give users, groups, certificates, robots or anonymous = true".into());
+        problem(
+            "says nobody: give users, groups, certificates, robots, oidc or anonymous = true"
+                .into(),
+        );
     }
+    let oidc = rule.oidc.as_ref().and_then(|m| {
+        let issuer = m.issuer.as_deref().unwrap_or_default();
+        if !oidc_issuers.contains(&issuer) {
+            problem(format!(
+                "oidc.issuer \"{issuer}\" is not an [[auth.oidc]] name (those are: {})",
+                oidc_issuers.join(", ")
+            ));
+            return None;
+        }
+        Some(OidcMatch {
+            issuer: issuer.to_string(),
+            claims: m.claims.clone().into_iter().collect(),
+        })
+    });
     let robots: Vec<Pattern> = rule
         .robots
         .iter()
@@ -125,6 +146,9 @@ fn parse_rule(
         .iter()
         .filter_map(|r| Pattern::parse(r).map_err(&mut problem).ok())
         .collect();
+    if rule.oidc.is_none() && repositories.iter().any(Pattern::uses_claims) {
+        problem("repositories use ${claims...}, which only rules with oidc = {...} have".into());
+    }
     let networks = rule
         .networks
         .iter()
@@ -162,6 +186,7 @@ fn parse_rule(
             groups: rule.groups.clone(),
             certificates: rule.certificates.clone(),
             robots,
+            oidc,
             anonymous: rule.anonymous,
         },
         networks,

@@ -54,13 +54,16 @@ pub fn parse_auth(
             .ok(),
         None => None,
     };
+    let oidc = super::oidc::parse_oidc(&file.oidc, base, has_acl)
+        .map_err(|mut p| problems.append(&mut p))
+        .unwrap_or_default();
     let token = match &file.token {
         Some(t) => super::token::parse_token(t, base)
             .map_err(|mut p| problems.append(&mut p))
             .ok(),
         None => None,
     };
-    let has_basic = file.htpasswd.is_some() || file.robots.is_some();
+    let has_basic = file.htpasswd.is_some() || file.robots.is_some() || !file.oidc.is_empty();
     let cert_mode = client_auth.map(|c| c.mode);
     if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated && !has_acl {
         problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [auth.robots], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
@@ -86,6 +89,7 @@ pub fn parse_auth(
         forward_authorization: file.forward_authorization,
         htpasswd,
         robots,
+        oidc,
         throttle_max_failures: file.throttle.max_failures,
         throttle_window: Duration::from_secs(file.throttle.window),
         cache_ttl: Duration::from_secs(file.cache.ttl),

@@ -62,6 +62,12 @@ boot_settings! {
     robots_path: Option<PathBuf> =
         "auth.robots.path (the file itself is re-read on change)",
         |c| c.auth.robots.as_ref().map(|r| r.path.clone());
+    oidc: String = "[[auth.oidc]] (its key stores live until a restart)",
+        |c| format!("{:?}", c.auth.oidc.iter().map(|o| (
+            &o.name, &o.issuer, &o.audience, &o.source, &o.algorithms,
+            o.leeway, o.max_lifetime, o.jwks_refresh, o.jwks_min_refresh,
+            o.file_keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
+        )).collect::<Vec<_>>());
     htpasswd_workers: Option<usize> = "auth.htpasswd.workers",
         |c| c.auth.htpasswd.as_ref().map(|h| h.workers);
     require: Require = "auth.require", |c| c.auth.require;

@@ -108,6 +108,9 @@ pub struct FileAuth {
     pub htpasswd: Option<FileHtpasswd>,
     /// Robot accounts (`portcullis robot add`).
     pub robots: Option<FileRobots>,
+    /// Trusted OIDC issuers of workload identity tokens.
+    #[serde(default)]
+    pub oidc: Vec<FileOidc>,
     #[serde(default)]
     pub throttle: FileThrottle,
     #[serde(default)]
@@ -194,6 +197,8 @@ pub struct FileRule {
     /// Robot-account name globs, e.g. `["ci-*"]` (robots match no other kind of rule).
     #[serde(default)]
     pub robots: Vec<String>,
+    /// OIDC token holders of an issuer, by claims (they match no other kind of rule).
+    pub oidc: Option<FileOidcMatch>,
     /// Requests without credentials.
     #[serde(default)]
     pub anonymous: bool,
@@ -241,6 +246,66 @@ pub struct FileRobots {
     /// The robots file `portcullis robot add` writes (hashes only). Required. Re-read when
     /// it changes.
     pub path: Option<String>,
+}
+
+/// `[[auth.oidc]]`
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileOidc {
+    /// Used in rules (`oidc = { issuer = NAME }`), logs and principals. Required.
+    pub name: Option<String>,
+    /// The exact `iss` of its tokens, an `https://` URL. Required.
+    pub issuer: Option<String>,
+    /// The `aud` its tokens must carry. Required.
+    pub audience: Option<String>,
+    /// The key set's URL. Default: `jwks_uri` of the issuer's discovery document.
+    pub jwks_url: Option<String>,
+    /// A JWKS file instead of fetching (read at start-up).
+    pub jwks_file: Option<String>,
+    /// PEM CA certificates trusted for fetching, besides the system's.
+    pub ca: Option<String>,
+    /// Default `["RS256", "ES256"]`; nothing else is accepted.
+    #[serde(default = "default_oidc_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Seconds of clock skew allowed. Default 60.
+    #[serde(default = "default_oidc_leeway")]
+    pub leeway: u64,
+    /// Longest token lifetime (`exp - iat`) accepted, seconds. Default 3600.
+    #[serde(default = "default_oidc_max_lifetime")]
+    pub max_lifetime: u64,
+    /// Seconds between key refreshes. Default 3600.
+    #[serde(default = "default_oidc_jwks_refresh")]
+    pub jwks_refresh: u64,
+    /// Fewest seconds between two fetches, whatever asks (an unknown `kid`). Default 30.
+    #[serde(default = "default_oidc_jwks_min_refresh")]
+    pub jwks_min_refresh: u64,
+}
+
+fn default_oidc_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+fn default_oidc_leeway() -> u64 {
+    60
+}
+fn default_oidc_max_lifetime() -> u64 {
+    3600
+}
+fn default_oidc_jwks_refresh() -> u64 {
+    3600
+}
+fn default_oidc_jwks_min_refresh() -> u64 {
+    30
+}
+
+/// `oidc = {...}` of a rule.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileOidcMatch {
+    /// An `[[auth.oidc]] name`. Required.
+    pub issuer: Option<String>,
+    /// Claim name → glob (`*` any run); every one must match a string claim.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 /// `[auth.throttle]`

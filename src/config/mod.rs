@@ -9,6 +9,7 @@ pub mod auth;
 pub mod boot;
 pub mod env;
 pub mod file;
+pub mod oidc;
 mod parse;
 pub mod token;
 mod unknown;
@@ -203,6 +204,12 @@ impl Config {
                 file.read_only,
                 file.auth.allow_unauthenticated,
                 base,
+                &file
+                    .auth
+                    .oidc
+                    .iter()
+                    .filter_map(|o| o.name.as_deref())
+                    .collect::<Vec<_>>(),
             ),
             &mut problems,
         );

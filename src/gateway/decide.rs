@@ -230,10 +230,7 @@ impl Access {
                 }
             }
         }
-        Ok(Principal {
-            user: grant.subject,
-            method: AuthMethod::Token,
-        })
+        Ok(Principal::new(grant.subject, AuthMethod::Token))
     }
 
     /// The answer when the ACL refuses.
@@ -305,9 +302,14 @@ impl Access {
         };
         match &request.grant {
             GrantKind::Header => {
-                let attempt = req.attempt();
+                if let Some(token) = bearer(req.authorization) {
+                    return match self.authn.oidc_bearer(token, req.client_ip).await {
+                        Some(result) => result.map_err(|f| failure_answer(f, basic_challenge)),
+                        None => Err(basic_challenge),
+                    };
+                }
                 self.authn
-                    .authenticate(attempt)
+                    .authenticate(req.attempt())
                     .await
                     .map_err(|f| failure_answer(f, basic_challenge))
             }
@@ -352,7 +354,7 @@ impl Access {
             None if by_certificate() => AuthMethod::Certificate,
             _ => return Err(GatewayError::TokenRequest(OAuthError::InvalidGrant)),
         };
-        Ok(Principal { user, method })
+        Ok(Principal::new(user, method))
     }
 
     /// Grants what the ACL allows of what was asked, and signs it.

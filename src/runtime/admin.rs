@@ -89,6 +89,26 @@ impl AdminApp {
                 (leaf.not_after - now) as f64,
             ));
         }
+        if let Some(oidc) = &self.state.live().access.authn.oidc {
+            for issuer in &oidc.issuers {
+                let store = &issuer.keys;
+                let name = label(store.name());
+                gauges.push((
+                    "portcullis_oidc_keys",
+                    "Signing keys held for each OIDC issuer.",
+                    format!("{{issuer=\"{name}\"}}"),
+                    store.keys().len() as f64,
+                ));
+                for (outcome, count) in [("ok", &store.counts.ok), ("error", &store.counts.error)] {
+                    gauges.push((
+                        "portcullis_oidc_jwks_fetches",
+                        "Key set fetches of each OIDC issuer since start, by outcome.",
+                        format!("{{issuer=\"{name}\",outcome=\"{outcome}\"}}"),
+                        count.load(std::sync::atomic::Ordering::Relaxed) as f64,
+                    ));
+                }
+            }
+        }
         for path in tls.client_auth.iter().flat_map(|c| c.cas.iter()) {
             for der in read_certificates(path).unwrap_or_default() {
                 use x509_parser::prelude::FromDer;

@@ -75,6 +75,9 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     server.add_service(health_check);
     let audit = Arc::new(audit);
     let state = Arc::new(State::new(&config, Access::from_config(&config)));
+    if let Some(oidc) = &state.live().access.authn.oidc {
+        oidc.prefetch();
+    }
     let parts = Parts {
         live_tls: Arc::new(LiveTls::new(&config.tls, state.clone())),
         state,
