@@ -14,6 +14,7 @@ mod headers;
 mod idle_timeout;
 mod layers;
 mod lifecycle;
+mod oidc;
 mod operations;
 mod python_dxf;
 mod reload;

@@ -8,6 +8,7 @@ pub mod containerd;
 pub mod docker;
 pub mod engines;
 pub mod oci;
+pub mod oidc_issuer;
 pub mod podman;
 pub mod recorder;
 pub mod skopeo;
