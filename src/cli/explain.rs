@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::auth::acl::{Acl, Decision, Kind, Subject};
+use crate::auth::oidc::OidcIdentity;
 use crate::config::Config;
 use crate::registry::params::Params;
 use crate::registry::scope::{format_scopes, parse_scopes, required_scopes, Scope};
@@ -22,6 +23,12 @@ pub struct ExplainArgs {
     /// The robot account asking (instead of --user).
     #[arg(long, conflicts_with_all = ["user", "certificate"])]
     pub robot: Option<String>,
+    /// The holder of a token from this [[auth.oidc]] issuer (instead of --user).
+    #[arg(long, conflicts_with_all = ["user", "certificate", "robot"])]
+    pub oidc: Option<String>,
+    /// The OIDC token's string claims, as name=value,name=value (with --oidc).
+    #[arg(long, requires = "oidc", default_value = "")]
+    pub claims: String,
     /// The client address (for rules with networks).
     #[arg(long)]
     pub ip: Option<IpAddr>,
@@ -39,21 +46,32 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
     if args.requests.is_empty() && args.scopes.is_empty() {
         return Err("give --request 'METHOD /v2/...' or --scope TYPE:NAME:ACTIONS".into());
     }
-    let robot_user = args.robot.as_deref().map(|r| format!("robot${r}"));
-    let kind = match (&args.robot, args.certificate) {
-        (Some(name), _) => Kind::Robot(name),
-        (None, true) => Kind::Certificate,
-        (None, false) => Kind::User,
+    let identity = args
+        .oidc
+        .as_deref()
+        .map(|issuer| oidc_identity(issuer, &args.claims));
+    let identity = identity.transpose()?;
+    let machine_user = match (&args.robot, &identity) {
+        (Some(robot), _) => Some(format!("robot${robot}")),
+        (None, Some(id)) => Some(id.user()),
+        (None, None) => None,
+    };
+    let kind = match (&args.robot, &identity, args.certificate) {
+        (Some(name), _, _) => Kind::Robot(name),
+        (None, Some(id), _) => Kind::Oidc(id),
+        (None, None, true) => Kind::Certificate,
+        (None, None, false) => Kind::User,
     };
     let subject = Subject {
-        user: robot_user.as_deref().or(args.user.as_deref()),
+        user: machine_user.as_deref().or(args.user.as_deref()),
         kind,
         ip: args.ip,
     };
-    let who = match (&args.robot, &args.user) {
-        (Some(robot), _) => format!("robot {robot}"),
-        (None, Some(user)) => format!("user {user}"),
-        (None, None) => "anonymous".to_string(),
+    let who = match (&args.robot, &machine_user, &args.user) {
+        (Some(robot), _, _) => format!("robot {robot}"),
+        (None, Some(oidc), _) => format!("OIDC {oidc}"),
+        (None, None, Some(user)) => format!("user {user}"),
+        (None, None, None) => "anonymous".to_string(),
     };
     let mut all_allowed = true;
     for request in &args.requests {
@@ -83,6 +101,22 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
     } else {
         Err("decision: DENIED".into())
     }
+}
+
+/// The identity `--oidc ISSUER --claims k=v,...` describes (`sub` from the claims).
+fn oidc_identity(issuer: &str, claims: &str) -> Result<OidcIdentity, String> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in claims.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--claims: \"{pair}\" is not name=value"))?;
+        map.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(OidcIdentity {
+        issuer: issuer.to_string(),
+        subject: map.get("sub").cloned().unwrap_or_else(|| "-".into()),
+        claims: map,
+    })
 }
 
 fn scopes_of_request(request: &str) -> Result<Vec<Scope>, String> {

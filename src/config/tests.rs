@@ -343,3 +343,54 @@ fn robots_file_must_exist_parse_and_rules_may_name_robots() {
     let problems = Config::from_toml(&format!("{missing}{bad}"), dir.path()).unwrap_err();
     assert_eq!(keys(&problems), ["acl.rules[1]"]);
 }
+
+#[test]
+fn oidc_problems_are_each_named() {
+    let (dir, text) = fixture();
+    let text = text.replace("auth.allow_unauthenticated = true\n", "");
+    let bad = format!(
+        "{text}\n[[auth.oidc]]\nname = \"oidc\"\nissuer = \"http://plain.test\"\nalgorithms = [\"HS256\"]\nmax_lifetime = 0\n"
+    );
+    let problems = Config::from_toml(&bad, dir.path()).unwrap_err();
+    let mut found = keys(&problems);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "auth.oidc",
+            "auth.oidc[1].algorithms",
+            "auth.oidc[1].audience",
+            "auth.oidc[1].issuer",
+            "auth.oidc[1].max_lifetime",
+            "auth.oidc[1].name",
+        ],
+        "{problems:?}"
+    );
+    let good = format!(
+        "{text}\n[[auth.oidc]]\nname = \"ci\"\nissuer = \"https://ci.test\"\naudience = \"r\"\n"
+    );
+    let rule = |who: &str, repo: &str| {
+        format!("{good}[[acl.rules]]\n{who}\nrepositories = [\"{repo}\"]\nactions = [\"pull\"]\n")
+    };
+    let c = Config::from_toml(
+        &rule(
+            "oidc = { issuer = \"ci\", claims = { a = \"b*\" } }",
+            "x/${claims.a}",
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(c.auth.oidc[0].name, "ci");
+    for (who, repo) in [
+        ("oidc = { issuer = \"nope\" }", "x/*"),
+        ("users = [\"*\"]", "x/${claims.a}"),
+        ("oidc = { issuer = \"ci\" }", "x/${claims.}"),
+    ] {
+        let problems = Config::from_toml(&rule(who, repo), dir.path()).unwrap_err();
+        assert_eq!(
+            keys(&problems),
+            ["acl.rules[1]"],
+            "{who} {repo}: {problems:?}"
+        );
+    }
+}

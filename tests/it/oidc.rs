@@ -346,3 +346,97 @@ fn hs256_with(public: &str, claims: &Value) -> String {
     let mac = ring::hmac::sign(&key, input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()))
 }
+
+#[test]
+fn explain_shows_what_an_oidc_identity_and_a_robot_may_do() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("robots.toml"), "").unwrap();
+    let extra = format!(
+        r#"
+[auth.robots]
+path = "{robots}"
+[[auth.oidc]]
+name = "github"
+issuer = "https://token.actions.githubusercontent.com"
+audience = "{AUDIENCE}"
+[[acl.rules]]
+comment = "acme main pushes"
+oidc = {{ issuer = "github", claims = {{ repository_owner = "acme", ref = "refs/heads/main" }} }}
+repositories = ["${{claims.repository}}"]
+actions = ["pull", "push"]
+[[acl.rules]]
+comment = "ci robots pull"
+robots = ["ci-*"]
+repositories = ["acme/*"]
+actions = ["pull"]
+"#,
+        robots = dir.path().join("robots.toml").display()
+    );
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        common::gateway_config(5443, "http://127.0.0.1:5000", &pki, &extra, ""),
+    )
+    .unwrap();
+    let explain = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("explain")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let main = "repository=acme/app,repository_owner=acme,ref=refs/heads/main,sub=repo:acme/app";
+    let (ok, text) = explain(&[
+        "--oidc",
+        "github",
+        "--claims",
+        main,
+        "--request",
+        "PUT /v2/acme/app/manifests/1",
+    ]);
+    assert!(
+        ok && text.contains("allowed by rule 1 (acme main pushes)"),
+        "{text}"
+    );
+    let branch = main.replace("refs/heads/main", "refs/heads/dev");
+    let (ok, text) = explain(&[
+        "--oidc",
+        "github",
+        "--claims",
+        &branch,
+        "--scope",
+        "repository:acme/app:push",
+    ]);
+    assert!(!ok && text.contains("default deny"), "{text}");
+    let (ok, text) = explain(&[
+        "--robot",
+        "ci-build",
+        "--scope",
+        "repository:acme/app:pull,push",
+    ]);
+    assert!(
+        !ok && text.contains("pull repository:acme/app: allowed by rule 2")
+            && text.contains("denied by rule 2"),
+        "{text}"
+    );
+    let (ok, text) = explain(&["--user", "ci-build", "--scope", "repository:acme/app:pull"]);
+    assert!(
+        !ok && text.contains("default deny"),
+        "a user is not the robot: {text}"
+    );
+    let (ok, text) = explain(&[
+        "--oidc",
+        "github",
+        "--claims",
+        "oops",
+        "--scope",
+        "repository:acme/app:pull",
+    ]);
+    assert!(!ok && text.contains("not name=value"), "{text}");
+}

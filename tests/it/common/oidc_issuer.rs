@@ -109,7 +109,9 @@ impl Issuer {
         let (port, listener) = (0..20)
             .find_map(|_| {
                 let port = free_port();
-                TcpListener::bind(("127.0.0.1", port)).ok().map(|l| (port, l))
+                TcpListener::bind(("127.0.0.1", port))
+                    .ok()
+                    .map(|l| (port, l))
             })
             .expect("a loopback port for the issuer");
         let url = format!("https://127.0.0.1:{port}");
