@@ -440,3 +440,39 @@ actions = ["pull"]
     ]);
     assert!(!ok && text.contains("not name=value"), "{text}");
 }
+
+/// An issuer that is down when the gateway starts: it starts anyway, refuses tokens of that
+/// issuer (keys cannot be had), serves everything else, and counts the failed fetch.
+#[test]
+fn an_issuer_down_at_start_up_does_not_stop_the_gateway() {
+    let pki = Pki::new();
+    let key = SigningKey::es256("k-1");
+    let issuer = Issuer::start(&pki, &[&key]);
+    issuer.stop();
+    std::thread::sleep(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let other_jwks = dir.path().join("other.json");
+    std::fs::write(&other_jwks, json!({"keys": [key.jwk]}).to_string()).unwrap();
+    let stack = stack(pki, &issuer, &other_jwks);
+    assert_eq!(stack.request("GET", "/", &[]).status, 200);
+    assert_eq!(base(&stack, "oidc", &key.mint(&claims(&issuer.url))), 401);
+    let via_file = key.mint(&with(
+        claims(&issuer.url),
+        "iss",
+        json!("https://other.test"),
+    ));
+    assert_eq!(
+        base(&stack, "other", &via_file),
+        200,
+        "the file-based issuer still works"
+    );
+    let (_, metrics) = stack.gw.admin_get("/metrics");
+    assert!(
+        metrics.contains("portcullis_oidc_jwks_fetches{issuer=\"ci\",outcome=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_oidc_keys{issuer=\"ci\"} 0"),
+        "{metrics}"
+    );
+}
