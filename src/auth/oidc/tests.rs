@@ -227,3 +227,62 @@ fn tokens_are_routed_by_their_issuer_and_must_match_a_named_one() {
     let err = run(oidc.verify(&mint(&key, "k1", &fresh), None)).unwrap_err();
     assert!(err.contains("not trusted"), "{err}");
 }
+
+/// Wrong tokens count against the address like wrong passwords; the same one again once.
+#[test]
+fn bad_tokens_are_throttled_like_passwords() {
+    use crate::auth::throttle::Throttle;
+    use crate::auth::{Attempt, Authenticator, Failure, Require};
+    let (key, jwks) = ec_key("k1");
+    let issuer = OidcIssuerSettings {
+        file_keys: usable_keys(ISSUER, &jwks).unwrap(),
+        ..settings()
+    };
+    let auth = Authenticator {
+        basic: None,
+        robots: None,
+        oidc: Some(Oidc::new(&[issuer])),
+        guess_key: Default::default(),
+        certificates: false,
+        require: Require::All,
+        throttle: Throttle::new(3, Duration::from_secs(60)),
+    };
+    let header = |token: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("oidc:{token}"))
+        )
+        .into_bytes()
+    };
+    let attempt = |h: &[u8]| {
+        let h = h.to_vec();
+        crate::auth::tests::run(auth.authenticate(Attempt {
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            authorization: Some(&h),
+            certificate: None,
+        }))
+    };
+    let good = mint(&key, "k1", &claims());
+    assert_eq!(attempt(&header(&good)).unwrap().method.label(), "oidc");
+    let wrong = mint(&key, "k1", &with_aud(claims(), "elsewhere"));
+    for _ in 0..5 {
+        assert_eq!(
+            attempt(&header(&wrong)),
+            Err(Failure::BadCredentials),
+            "counted once"
+        );
+    }
+    for aud in ["a", "b"] {
+        let other = mint(&key, "k1", &with_aud(claims(), aud));
+        assert_eq!(attempt(&header(&other)), Err(Failure::BadCredentials));
+    }
+    assert!(matches!(
+        attempt(&header(&good)),
+        Err(Failure::Throttled { .. })
+    ));
+}
+
+fn with_aud(mut claims: serde_json::Value, aud: &str) -> serde_json::Value {
+    claims["aud"] = json!(aud);
+    claims
+}
