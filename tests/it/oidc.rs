@@ -46,6 +46,8 @@ fn stack(pki: Pki, issuer: &Issuer, other_jwks: &std::path::Path) -> Stack {
             r#"
 [auth.throttle]
 max_failures = 1000
+[audit]
+path = "{audit}"
 [[auth.oidc]]
 name = "ci"
 issuer = "{url}"
@@ -65,7 +67,8 @@ repositories = ["team-a/${{claims.project}}"]
 actions = ["pull", "push"]
 "#,
             url = issuer.url,
-            other = other_jwks.display()
+            other = other_jwks.display(),
+            audit = other_jwks.with_file_name("audit.log").display()
         ),
         "",
     )
@@ -211,6 +214,17 @@ fn skopeo_pushes_and_pulls_with_a_minted_token_and_bad_tokens_are_refused() {
     assert!(
         !log.contains(&token[token.len() - 40..]),
         "a token reached the log"
+    );
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let push: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "push")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(push["user"], "ci:repo:acme/app:ref:refs/heads/main");
+    assert!(
+        !audit.contains(&token[token.len() - 40..]),
+        "a token reached the audit log"
     );
     let (_, metrics) = stack.gw.admin_get("/metrics");
     assert!(
