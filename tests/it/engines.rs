@@ -243,3 +243,66 @@ fn docker_login_keeps_a_refresh_token_not_the_password() {
         "the daemon used the refresh token:\n{log}"
     );
 }
+
+/// docker with machine identities, through the token service: `docker login -u oidc` with
+/// a freshly minted OIDC token as the password, then `docker login -u 'robot$ci-build'`
+/// with a robot secret; each pushes, removes and pulls its image.
+#[test]
+fn docker_logs_in_with_an_oidc_token_and_a_robot_secret() {
+    use common::oidc_issuer::{Issuer, SigningKey};
+    let docker = Docker::start();
+    let setup = Setup::new();
+    let pki = Pki::for_engines();
+    let key = SigningKey::es256("k-1");
+    let issuer = Issuer::start(&pki, &[&key]);
+    let robots = setup.dir.path().join("robots.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["robot", "add", "ci-build", "--file"])
+        .arg(&robots)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let machines = format!(
+        "[auth.robots]\npath = \"{}\"\n[[auth.oidc]]\nname = \"ci\"\nissuer = \"{}\"\naudience = \"registry.test\"\nca = \"{}\"\n\
+         [[acl.rules]]\noidc = {{ issuer = \"ci\", claims = {{ repository_owner = \"acme\" }} }}\n\
+         repositories = [\"team-a/${{claims.project}}\"]\nactions = [\"pull\", \"push\"]\n\
+         [[acl.rules]]\nrobots = [\"ci-*\"]\nrepositories = [\"team-a/*\"]\nactions = [\"pull\", \"push\"]\n",
+        robots.display(),
+        issuer.url,
+        pki.set.ca_cert.display()
+    );
+    let stack = Stack::start_with_pki(pki, &format!("{}\n{machines}", setup.config(LISTEN)), "");
+    let host = docker.registry_host(stack.gw.port);
+    docker.trust(&host, Some(stack.ca()), None);
+
+    let now = portcullis::auth::token::now();
+    let token = key.mint(&serde_json::json!({
+        "iss": issuer.url, "aud": "registry.test", "sub": "repo:acme/oidc-app",
+        "iat": now, "nbf": now, "exp": now + 300,
+        "repository_owner": "acme", "project": "oidc-app",
+    }));
+    let reference = format!("{host}/team-a/oidc-app:v1");
+    load(&docker, &reference, 5);
+    docker.login(&host, "oidc", &token).unwrap();
+    push_remove_pull(&docker, &stack, &reference);
+    docker.logout(&host);
+
+    let reference = format!("{host}/team-a/robot-app:v1");
+    load(&docker, &reference, 6);
+    let wrong = docker
+        .login(&host, "robot$ci-build", "pcr_wrong")
+        .unwrap_err();
+    assert_says(&docker, Refusal::WrongPassword, &wrong);
+    docker.login(&host, "robot$ci-build", &secret).unwrap();
+    push_remove_pull(&docker, &stack, &reference);
+    let log = stack.gw.proc.log_text();
+    assert!(
+        log.contains("ci:repo:acme/oidc-app") && log.contains("robot$ci-build"),
+        "{log}"
+    );
+}
