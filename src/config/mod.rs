@@ -9,6 +9,7 @@ pub mod auth;
 pub mod boot;
 pub mod env;
 pub mod file;
+mod file_auth;
 pub mod oidc;
 mod parse;
 pub mod token;
