@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -19,6 +19,7 @@ use super::basic::Credentials;
 use super::cache::CredentialCache;
 use super::htpasswd::HtpasswdDb;
 use super::throttle::Guess;
+use super::watched::{stamp, Stamp};
 
 /// Checks queued beyond the running ones before new ones are refused as busy.
 const MAX_WAITING: usize = 256;
@@ -32,15 +33,6 @@ pub enum Verdict {
     Invalid,
     /// Too many checks queued; try again later.
     Busy,
-}
-
-/// Size and modification time, to notice edits.
-type Stamp = Option<(SystemTime, u64)>;
-
-fn stamp(path: &PathBuf) -> Stamp {
-    std::fs::metadata(path)
-        .ok()
-        .and_then(|m| Some((m.modified().ok()?, m.len())))
 }
 
 /// The htpasswd users and everything needed to check them quickly and safely.
