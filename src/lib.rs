@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 //! Portcullis: a TLS-terminating gateway for container registries, on pingora.
 //!
-//! Layers, each using only those above it: [`problem`] and [`clock`] (vocabulary);
+//! Layers, each using only those above it: [`problem`], [`clock`] and [`stats`] (vocabulary);
 //! [`registry`] (the registry protocol, pure); [`tls`] and [`auth`] (the two ways to prove
 //! who you are, and what a principal may do); [`config`] (the file turned into each domain's
 //! settings); [`pingora_fixes`] (every workaround for what pingora lacks); [`gateway`] (one
@@ -17,5 +17,6 @@ pub mod pingora_fixes;
 pub mod problem;
 pub mod registry;
 pub mod runtime;
+pub mod stats;
 pub mod telemetry;
 pub mod tls;

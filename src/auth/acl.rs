@@ -20,7 +20,12 @@ pub struct Subject<'a> {
     /// How the user name was established.
     pub kind: Kind<'a>,
     pub ip: Option<IpAddr>,
+    /// The user's LDAP directory groups, which rules name as `ldap:NAME`.
+    pub directory_groups: &'a [String],
 }
+
+/// How rules name a directory group: `groups = ["ldap:registry-admins"]`.
+pub const DIRECTORY_GROUP_PREFIX: &str = "ldap:";
 
 /// What kind of identity a subject is: which rules can be about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,11 +362,19 @@ impl Acl {
             Kind::User | Kind::Certificate => {}
         }
         who.users.iter().any(|u| u == "*" || u == user)
-            || who.groups.iter().any(|g| {
-                self.groups
-                    .get(g)
-                    .is_some_and(|members| members.iter().any(|m| m == user))
-            })
+            || who
+                .groups
+                .iter()
+                .any(|g| match g.strip_prefix(DIRECTORY_GROUP_PREFIX) {
+                    Some(name) => subject
+                        .directory_groups
+                        .iter()
+                        .any(|have| have.eq_ignore_ascii_case(name)),
+                    None => self
+                        .groups
+                        .get(g)
+                        .is_some_and(|members| members.iter().any(|m| m == user)),
+                })
             || (subject.kind == Kind::Certificate && who.certificates.iter().any(|c| c == user))
     }
 }

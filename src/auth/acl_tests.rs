@@ -24,6 +24,7 @@ fn subject(user: Option<&str>) -> Subject<'_> {
         user,
         kind: Kind::User,
         ip: Some("10.1.2.3".parse().unwrap()),
+        directory_groups: &[],
     }
 }
 
@@ -149,6 +150,7 @@ fn networks_groups_and_certificates() {
         user: Some("runner"),
         kind: Kind::Certificate,
         ip: Some("10.9.9.9".parse().unwrap()),
+        directory_groups: &[],
     };
     assert!(acl.decide(&s, &repo("any/thing"), Push).allowed());
     s.ip = Some("192.0.2.1".parse().unwrap());
@@ -235,6 +237,7 @@ fn robots_match_robot_rules_only() {
         user: Some("robot$x"),
         kind: Kind::Robot(name),
         ip: None,
+        directory_groups: &[],
     };
     assert!(acl
         .decide(&robot("ci-build"), &repo("builds/app"), Push)
@@ -259,4 +262,37 @@ fn robots_match_robot_rules_only() {
         ..Acl::default()
     };
     assert!(open.decide(&robot("any"), &repo("x"), Push).allowed());
+}
+
+#[test]
+fn directory_groups_match_ldap_rules_case_insensitively() {
+    use Action::*;
+    let acl = Acl {
+        rules: vec![rule(
+            1,
+            Who {
+                groups: vec!["ldap:Pushers".into()],
+                ..Who::default()
+            },
+            &["*"],
+            &[Push, Pull],
+        )],
+        ..Acl::default()
+    };
+    let groups = ["devs".to_string(), "pushers".to_string()];
+    let member = Subject {
+        directory_groups: &groups,
+        ..subject(Some("carol"))
+    };
+    assert!(acl.decide(&member, &repo("app"), Push).allowed());
+    let outsider = Subject {
+        directory_groups: &groups[..1],
+        ..subject(Some("dave"))
+    };
+    assert!(!acl.decide(&outsider, &repo("app"), Push).allowed());
+    assert!(
+        !acl.decide(&subject(Some("pushers")), &repo("app"), Push)
+            .allowed(),
+        "a user named like the group is not in it"
+    );
 }

@@ -3,7 +3,8 @@
 //!
 //! Keyed by HMAC-SHA256 under a per-process random key of the user and password: the cache
 //! never holds a password, and its keys are useless outside this process. Entries expire
-//! after a short TTL; the whole cache is cleared when the htpasswd file changes.
+//! after a short TTL; the whole cache is cleared when the htpasswd file changes. An entry
+//! can carry what the check found (an LDAP user's groups).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,15 +15,22 @@ use ring::rand::SystemRandom;
 
 type Key = [u8; 32];
 
-/// A bounded TTL set of verified (user, password) pairs.
-pub struct CredentialCache {
+/// A bounded TTL map of verified (user, password) pairs to what their check found.
+pub struct CredentialCache<V = ()> {
     key: hmac::Key,
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<Key, Instant>>,
+    entries: Mutex<HashMap<Key, (Instant, V)>>,
 }
 
-impl CredentialCache {
+impl CredentialCache<()> {
+    /// Remembers a pair that bcrypt just verified.
+    pub fn insert(&self, user: &str, password: &str) {
+        self.insert_value(user, password, ());
+    }
+}
+
+impl<V: Clone> CredentialCache<V> {
     /// An empty cache; `capacity` 0 or `ttl` 0 disables it.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         let key =
@@ -53,18 +61,24 @@ impl CredentialCache {
 
     /// Whether this exact pair was verified within the TTL.
     pub fn contains(&self, user: &str, password: &str) -> bool {
+        self.get(user, password).is_some()
+    }
+
+    /// What the check of this exact pair found, if it was verified within the TTL.
+    pub fn get(&self, user: &str, password: &str) -> Option<V> {
         if self.capacity == 0 || self.ttl.is_zero() {
-            return false;
+            return None;
         }
         let fp = self.fingerprint(user, password);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&fp)
-            .is_some_and(|expires| Instant::now() < *expires)
+            .filter(|(expires, _)| Instant::now() < *expires)
+            .map(|(_, value)| value.clone())
     }
 
-    /// Remembers a pair that bcrypt just verified.
-    pub fn insert(&self, user: &str, password: &str) {
+    /// Remembers a pair just verified, with what its check found.
+    pub fn insert_value(&self, user: &str, password: &str, value: V) {
         if self.capacity == 0 || self.ttl.is_zero() {
             return;
         }
@@ -72,12 +86,12 @@ impl CredentialCache {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= self.capacity {
-            entries.retain(|_, expires| now < *expires);
+            entries.retain(|_, (expires, _)| now < *expires);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
         }
-        entries.insert(fp, now + self.ttl);
+        entries.insert(fp, (now + self.ttl, value));
     }
 
     /// Forgets everything (the user file changed).

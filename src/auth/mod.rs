@@ -1,8 +1,10 @@
 //! Authentication: who is making this request.
 //!
-//! Methods: Basic auth with htpasswd passwords ([`passwords`]), robot secrets ([`robots`],
-//! user `robot$NAME`) or OIDC workload tokens as the password ([`oidc`], user `oidc` or an
-//! issuer's name), and client certificates ([`crate::tls::client_auth`]).
+//! Methods: Basic auth with htpasswd passwords ([`passwords`]), directory passwords
+//! ([`ldap`], for names not in the htpasswd file), robot secrets ([`robots`], user
+//! `robot$NAME`) or OIDC workload tokens as the password ([`oidc`], user `oidc` or an
+//! issuer's name), and client certificates ([`crate::tls::client_auth`]). The checks
+//! themselves are in [`methods`].
 //! With Basic auth and certificates both configured, `auth.require` says whether a request
 //! must pass both (`all`, the default) or either (`any`).
 
@@ -11,6 +13,8 @@ pub mod basic;
 pub mod cache;
 pub mod htpasswd;
 pub mod jwt_crypto;
+pub mod ldap;
+mod methods;
 pub mod oidc;
 pub mod passwords;
 pub mod robots;
@@ -21,15 +25,14 @@ pub mod token_endpoint;
 pub mod watched;
 
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::tls::client_auth::ClientIdentity;
 use basic::parse_basic;
-use passwords::{PasswordChecker, Verdict};
-use robots::{robot_of_user, RobotVerdict, RobotsDb};
-use throttle::{Guess, Reservation, Throttle};
+use passwords::PasswordChecker;
+use robots::{robot_of_user, RobotsDb};
+use throttle::Throttle;
 use watched::WatchedFile;
 
 /// `auth.require`
@@ -54,6 +57,8 @@ pub enum AuthMethod {
     Robot,
     /// A workload identity token from a trusted OIDC issuer.
     Oidc,
+    /// A password checked by the LDAP directory.
+    Ldap,
     /// A Bearer token; what it allows is in its grant, not in the ACL.
     Token,
 }
@@ -68,6 +73,7 @@ impl AuthMethod {
             AuthMethod::Certificate => "certificate",
             AuthMethod::Robot => "robot",
             AuthMethod::Oidc => "oidc",
+            AuthMethod::Ldap => "ldap",
             AuthMethod::Token => "token",
         }
     }
@@ -82,6 +88,8 @@ pub struct Principal {
     pub method: AuthMethod,
     /// For [`AuthMethod::Oidc`]: the issuer, subject and claims.
     pub oidc: Option<Arc<oidc::OidcIdentity>>,
+    /// For [`AuthMethod::Ldap`]: the user's directory groups (`ldap:NAME` in rules).
+    pub groups: Arc<[String]>,
 }
 
 impl Principal {
@@ -96,6 +104,15 @@ impl Principal {
             user,
             method,
             oidc: None,
+            groups: Arc::new([]),
+        }
+    }
+
+    /// Directory user `user`, member of `groups`.
+    pub fn ldap(user: String, groups: Arc<[String]>) -> Self {
+        Principal {
+            groups,
+            ..Principal::new(user, AuthMethod::Ldap)
         }
     }
 
@@ -110,6 +127,7 @@ impl Principal {
             user: identity.user(),
             method: AuthMethod::Oidc,
             oidc: Some(Arc::new(identity)),
+            groups: Arc::new([]),
         }
     }
 
@@ -127,6 +145,7 @@ impl Principal {
             user: Some(self.user.as_str()).filter(|u| !u.is_empty()),
             kind,
             ip,
+            directory_groups: &self.groups,
         }
     }
 }
@@ -142,6 +161,20 @@ pub enum Failure {
     NamelessCertificate,
     /// The password checker is overloaded.
     Busy,
+    /// The directory refused the credentials (counted as method `ldap`).
+    DirectoryRefused,
+    /// The directory could not be asked; not the client's fault (503).
+    DirectoryUnavailable,
+}
+
+impl Failure {
+    /// The method label of a refusal, when a particular method refused it.
+    pub fn method(self) -> Option<&'static str> {
+        match self {
+            Failure::DirectoryRefused | Failure::DirectoryUnavailable => Some("ldap"),
+            _ => None,
+        }
+    }
 }
 
 /// What a request brings to authentication.
@@ -166,6 +199,8 @@ pub struct Authenticator {
     pub robots: Option<WatchedFile<RobotsDb>>,
     /// Trusted OIDC issuers.
     pub oidc: Option<oidc::Oidc>,
+    /// The LDAP directory, for users not in the htpasswd file.
+    pub ldap: Option<ldap::Directory>,
     /// The per-process key of robot [`Guess`] fingerprints.
     guess_key: RandomState,
     /// Whether client certificates identify users.
@@ -191,10 +226,15 @@ impl Authenticator {
             WatchedFile::new(r.path.clone(), "robots file", r.db.clone(), parse)
         });
         let oidc = (!auth.oidc.is_empty()).then(|| oidc::Oidc::new(&auth.oidc));
+        let ldap = auth.ldap.as_ref().map(|settings| {
+            let cache = cache::CredentialCache::new(auth.cache_ttl, auth.cache_capacity);
+            ldap::Directory::start(settings.clone(), cache)
+        });
         Self {
             basic,
             robots,
             oidc,
+            ldap,
             guess_key: RandomState::new(),
             certificates,
             require: auth.require,
@@ -222,9 +262,10 @@ impl Authenticator {
         }
     }
 
-    /// Whether Basic credentials are checked at all (htpasswd users, robots, OIDC tokens).
+    /// Whether Basic credentials are checked at all (htpasswd or directory users, robots,
+    /// OIDC tokens).
     pub fn accepts_basic(&self) -> bool {
-        self.basic.is_some() || self.robots.is_some() || self.oidc.is_some()
+        self.basic.is_some() || self.robots.is_some() || self.oidc.is_some() || self.ldap.is_some()
     }
 
     /// Basic auth from the `Authorization` header; no header is an anonymous principal.
@@ -257,7 +298,8 @@ impl Authenticator {
         }
     }
 
-    /// A robot's secret for `robot$NAME`, else an htpasswd password.
+    /// A robot's secret for `robot$NAME`, an OIDC token for an issuer's user, else an
+    /// htpasswd password, else (a name not in the htpasswd file) a directory password.
     async fn check_credentials(
         &self,
         creds: &basic::Credentials,
@@ -271,40 +313,18 @@ impl Authenticator {
                 .check_oidc(oidc, &creds.password, Some(&creds.user), ip)
                 .await;
         }
-        match &self.basic {
-            Some(basic) => self.check_password(basic, creds, ip).await,
-            None => {
-                tracing::info!(client = %show(ip), user = %creds.user, reason = "not a robot, and no htpasswd users are configured", "authentication failed");
+        match (&self.basic, &self.ldap) {
+            (Some(basic), None) => self.check_password(basic, creds, ip).await,
+            (Some(basic), Some(_)) if basic.checker.has_user(&creds.user) => {
+                self.check_password(basic, creds, ip).await
+            }
+            (_, Some(directory)) => self.check_ldap(directory, creds, ip).await,
+            (None, None) => {
+                tracing::info!(client = %show(ip), user = %creds.user, reason = "not a robot, and no htpasswd or directory users are configured", "authentication failed");
                 self.failed(ip);
                 Err(Failure::BadCredentials)
             }
         }
-    }
-
-    /// Robot `name`'s secret, throttled like a password (a check is cheap, but guessing
-    /// must stay slow). An expired robot is refused like a wrong secret; the log says why.
-    async fn check_robot(
-        &self,
-        robots: &WatchedFile<RobotsDb>,
-        name: &str,
-        creds: &basic::Credentials,
-        ip: Option<IpAddr>,
-    ) -> Result<Principal, Failure> {
-        let guess = Guess(self.guess_key.hash_one((&creds.user, &creds.password)));
-        let reservation = self.admit(ip, guess, &creds.user).await?;
-        let reason = match robots.current().verify(name, &creds.password, clock_now()) {
-            RobotVerdict::Valid => {
-                reservation.succeeded();
-                return Ok(Principal::robot(name));
-            }
-            RobotVerdict::Invalid => "unknown robot or wrong secret".to_string(),
-            RobotVerdict::Expired(at) => {
-                format!("robot expired at {}", crate::clock::format_time(at))
-            }
-        };
-        tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
-        reservation.failed(guess);
-        Err(Failure::BadCredentials)
     }
 
     /// An OIDC token presented as a Bearer at the token endpoint. `None` when no issuer is
@@ -316,31 +336,6 @@ impl Authenticator {
     ) -> Option<Result<Principal, Failure>> {
         let oidc = self.oidc.as_ref()?;
         Some(self.check_oidc(oidc, token, None, ip).await)
-    }
-
-    /// An OIDC token, throttled like a password; `named` is the Basic user (`oidc` or an
-    /// issuer's name).
-    async fn check_oidc(
-        &self,
-        oidc: &oidc::Oidc,
-        token: &str,
-        named: Option<&str>,
-        ip: Option<IpAddr>,
-    ) -> Result<Principal, Failure> {
-        let guess = Guess(self.guess_key.hash_one(("oidc", token)));
-        let user = named.unwrap_or(oidc::ANY_ISSUER_USER);
-        let reservation = self.admit(ip, guess, user).await?;
-        match oidc.verify(token, named).await {
-            Ok(identity) => {
-                reservation.succeeded();
-                Ok(Principal::oidc(identity))
-            }
-            Err(reason) => {
-                tracing::info!(client = %show(ip), user = %user, reason = %reason, "authentication failed");
-                reservation.failed(guess);
-                Err(Failure::BadCredentials)
-            }
-        }
     }
 
     /// Whether robot `name` exists and has not expired (a refresh token's re-check).
@@ -355,58 +350,6 @@ impl Authenticator {
         self.basic
             .as_ref()
             .is_some_and(|b| b.checker.has_user(user))
-    }
-
-    async fn check_password(
-        &self,
-        basic: &BasicAuth,
-        creds: &basic::Credentials,
-        ip: Option<IpAddr>,
-    ) -> Result<Principal, Failure> {
-        let cached = basic.checker.is_cached(creds);
-        let guess = basic.checker.guess(creds);
-        let reservation = match cached {
-            true => None,
-            false => Some(self.admit(ip, guess, &creds.user).await?),
-        };
-        match basic.checker.verify(creds).await {
-            Verdict::Valid => {
-                if let Some(reservation) = reservation {
-                    reservation.succeeded();
-                }
-                Ok(Principal::new(creds.user.clone(), AuthMethod::Basic))
-            }
-            Verdict::Invalid => {
-                tracing::info!(client = %show(ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
-                match reservation {
-                    Some(reservation) => reservation.failed(guess),
-                    None => self.failed(ip),
-                }
-                Err(Failure::BadCredentials)
-            }
-            Verdict::Busy => Err(Failure::Busy),
-        }
-    }
-
-    /// The throttle's leave to check `guess` from `ip`, or the refusal: the address is
-    /// blocked, or these very credentials failed in its window already.
-    async fn admit(
-        &self,
-        ip: Option<IpAddr>,
-        guess: Guess,
-        user: &str,
-    ) -> Result<Reservation<'_>, Failure> {
-        if let Some(retry_after) = ip.and_then(|ip| self.throttle.blocked_for(ip)) {
-            return Err(Failure::Throttled { retry_after });
-        }
-        if self.throttle.already_refused(ip, guess) {
-            tracing::info!(client = %show(ip), user = %user, reason = "refused credentials sent again (not counted)", "authentication failed");
-            return Err(Failure::BadCredentials);
-        }
-        self.throttle
-            .reserve(ip)
-            .await
-            .map_err(|retry_after| Failure::Throttled { retry_after })
     }
 
     fn failed(&self, ip: Option<IpAddr>) {

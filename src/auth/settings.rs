@@ -34,6 +34,8 @@ pub struct AuthConfig {
     pub robots: Option<RobotsConfig>,
     /// `[[auth.oidc]]`: trusted workload-identity issuers.
     pub oidc: Vec<super::oidc::OidcIssuerSettings>,
+    /// `[auth.ldap]`: the directory.
+    pub ldap: Option<super::ldap::LdapSettings>,
     pub throttle_max_failures: u32,
     pub throttle_window: Duration,
     pub cache_ttl: Duration,

@@ -2,8 +2,11 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::auth::acl::{Acl, Decision, Kind, Subject};
+use crate::auth::cache::CredentialCache;
+use crate::auth::ldap::{Directory, LdapFailure};
 use crate::auth::oidc::OidcIdentity;
 use crate::config::Config;
 use crate::registry::params::Params;
@@ -62,10 +65,15 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
         (None, None, true) => Kind::Certificate,
         (None, None, false) => Kind::User,
     };
+    let directory_groups = match (&args.user, kind) {
+        (Some(user), Kind::User) => directory_groups(&config, user)?,
+        _ => Vec::new(),
+    };
     let subject = Subject {
         user: machine_user.as_deref().or(args.user.as_deref()),
         kind,
         ip: args.ip,
+        directory_groups: &directory_groups,
     };
     let who = match (&args.robot, &machine_user, &args.user) {
         (Some(robot), _, _) => format!("robot {robot}"),
@@ -100,6 +108,53 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
         Ok(())
     } else {
         Err("decision: DENIED".into())
+    }
+}
+
+/// `user`'s groups in the `[auth.ldap]` directory, as the gateway would see them: none
+/// when there is no directory or the htpasswd file has the user (it is tried first).
+fn directory_groups(config: &Config, user: &str) -> Result<Vec<String>, String> {
+    let Some(settings) = &config.auth.ldap else {
+        return Ok(Vec::new());
+    };
+    if config
+        .auth
+        .htpasswd
+        .as_ref()
+        .is_some_and(|h| h.db.has_user(user))
+    {
+        println!("directory: not asked, {user} is in the htpasswd file (tried first)");
+        return Ok(Vec::new());
+    }
+    let directory = Directory::start(settings.clone(), CredentialCache::new(Duration::ZERO, 0));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    match runtime.block_on(directory.lookup(user)) {
+        Ok(Some(groups)) => {
+            let shown = groups
+                .iter()
+                .map(|g| format!("ldap:{g}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            println!(
+                "directory: {user} is in {}",
+                if shown.is_empty() {
+                    "no groups".into()
+                } else {
+                    shown
+                }
+            );
+            Ok(groups)
+        }
+        Ok(None) => {
+            println!("directory: {user} is not in the directory (a login as {user} would fail)");
+            Ok(Vec::new())
+        }
+        Err(LdapFailure::Unavailable(why) | LdapFailure::Refused(why)) => {
+            Err(format!("cannot look up {user} in the directory: {why}"))
+        }
     }
 }
 

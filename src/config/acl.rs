@@ -5,15 +5,17 @@ use std::path::Path;
 
 use super::file::{FileAcl, FileAclInclude, FileRule};
 use super::{resolve_path, Problem};
-use crate::auth::acl::{Acl, OidcMatch, Pattern, Policy, Rule, Who};
+use crate::auth::acl::{Acl, OidcMatch, Pattern, Policy, Rule, Who, DIRECTORY_GROUP_PREFIX};
 use crate::registry::scope::Action;
 
 /// Builds the ACL. `has_acl` false gives the policy without rules.
-/// `oidc_issuers` are the `[[auth.oidc]]` names rules may match.
+/// `oidc_issuers` are the `[[auth.oidc]]` names rules may match; `directory`: whether
+/// `[auth.ldap]` is configured, so rules may name `ldap:` groups.
 pub fn parse_acl(
     file: Option<&FileAcl>,
     read_only: bool,
     allow_unauthenticated: bool,
+    directory: bool,
     base: &Path,
     oidc_issuers: &[&str],
 ) -> Result<Acl, Vec<Problem>> {
@@ -68,7 +70,7 @@ pub fn parse_acl(
         .iter()
         .enumerate()
         .filter_map(|(i, (key, rule))| {
-            parse_rule(i + 1, key, rule, &groups, oidc_issuers)
+            parse_rule(i + 1, key, rule, &groups, oidc_issuers, directory)
                 .map_err(|mut p| problems.append(&mut p))
                 .ok()
         })
@@ -91,6 +93,7 @@ fn parse_rule(
     rule: &FileRule,
     groups: &HashMap<String, Vec<String>>,
     oidc_issuers: &[&str],
+    directory: bool,
 ) -> Result<Rule, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut problem = |m: String| problems.push(Problem::new(format!("{key}[{number}]"), m));
@@ -136,7 +139,12 @@ fn parse_rule(
         })
         .collect();
     for group in rule.groups.iter().filter(|g| !groups.contains_key(*g)) {
-        problem(format!("group \"{group}\" is not defined in [acl.groups]"));
+        match group.strip_prefix(DIRECTORY_GROUP_PREFIX) {
+            Some("") => problem(format!("group \"{group}\" names no directory group; write ldap:NAME")),
+            Some(_) if directory => {}
+            Some(_) => problem(format!("group \"{group}\" is a directory group, but [auth.ldap] is not configured")),
+            None => problem(format!("group \"{group}\" is not defined in [acl.groups] (directory groups are written ldap:NAME)")),
+        }
     }
     if rule.repositories.is_empty() && !rule.catalog {
         problem("covers nothing: give repositories or catalog = true".into());

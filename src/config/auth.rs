@@ -57,19 +57,28 @@ pub fn parse_auth(
     let oidc = super::oidc::parse_oidc(&file.oidc, base, has_acl)
         .map_err(|mut p| problems.append(&mut p))
         .unwrap_or_default();
+    let ldap = match &file.ldap {
+        Some(l) => super::ldap::parse_ldap(l, base)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok(),
+        None => None,
+    };
     let token = match &file.token {
         Some(t) => super::token::parse_token(t, base)
             .map_err(|mut p| problems.append(&mut p))
             .ok(),
         None => None,
     };
-    let has_basic = file.htpasswd.is_some() || file.robots.is_some() || !file.oidc.is_empty();
+    let has_basic = file.htpasswd.is_some()
+        || file.robots.is_some()
+        || !file.oidc.is_empty()
+        || file.ldap.is_some();
     let cert_mode = client_auth.map(|c| c.mode);
     if !has_basic && cert_mode.is_none() && !file.allow_unauthenticated && !has_acl {
-        problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [auth.robots], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
+        problems.push(Problem::new("auth", "no authentication or access rules are configured, so anyone who reaches Portcullis could push and delete images; add [auth.htpasswd], [auth.ldap], [auth.robots], [tls.client_auth] or [acl], or set auth.allow_unauthenticated = true for a network where every client is trusted"));
     }
     if cert_mode == Some(ClientAuthMode::Optional) && !has_basic {
-        problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd] or [auth.robots], or use mode = \"require\""));
+        problems.push(Problem::new("tls.client_auth.mode", "\"optional\" needs another method for clients without a certificate: add [auth.htpasswd], [auth.ldap] or [auth.robots], or use mode = \"require\""));
     }
     if cert_mode == Some(ClientAuthMode::Optional) && has_basic && file.require == Require::All {
         problems.push(Problem::new("auth.require", "\"all\" needs a certificate from every client, which contradicts tls.client_auth.mode = \"optional\": use require = \"any\" (certificate or password) or mode = \"require\" (certificate and password)"));
@@ -90,6 +99,7 @@ pub fn parse_auth(
         htpasswd,
         robots,
         oidc,
+        ldap,
         throttle_max_failures: file.throttle.max_failures,
         throttle_window: Duration::from_secs(file.throttle.window),
         cache_ttl: Duration::from_secs(file.cache.ttl),

@@ -68,6 +68,8 @@ boot_settings! {
             o.leeway, o.max_lifetime, o.jwks_refresh, o.jwks_min_refresh,
             o.file_keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
         )).collect::<Vec<_>>());
+    ldap: Option<String> = "[auth.ldap] (its connections and cache live until a restart)",
+        |c| c.auth.ldap.as_ref().map(|l| l.fingerprint());
     htpasswd_workers: Option<usize> = "auth.htpasswd.workers",
         |c| c.auth.htpasswd.as_ref().map(|h| h.workers);
     require: Require = "auth.require", |c| c.auth.require;

@@ -24,6 +24,8 @@ pub struct FileAuth {
     /// Trusted OIDC issuers of workload identity tokens.
     #[serde(default)]
     pub oidc: Vec<FileOidc>,
+    /// People and groups from an LDAP directory.
+    pub ldap: Option<FileLdap>,
     #[serde(default)]
     pub throttle: FileThrottle,
     #[serde(default)]
@@ -162,6 +164,69 @@ pub struct FileOidcMatch {
     /// Claim name → glob (`*` any run); every one must match a string claim.
     #[serde(default)]
     pub claims: std::collections::BTreeMap<String, String>,
+}
+
+/// `[auth.ldap]`
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileLdap {
+    /// `ldaps://host:636`, or `ldap://host:389` with `start_tls`. Required.
+    pub url: Option<String>,
+    /// Upgrade an `ldap://` connection with StartTLS. Default `false`.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// Allow `ldap://` without StartTLS (passwords in clear text; a test lab only).
+    /// Default `false`.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// PEM CA certificates the directory's certificate is checked against. Default: the
+    /// system's.
+    pub ca: Option<String>,
+    /// The service account that searches users and groups. Required.
+    pub bind_dn: Option<String>,
+    /// Its password (or `bind_password_file`, or `PORTCULLIS_AUTH_LDAP_BIND_PASSWORD`).
+    pub bind_password: Option<String>,
+    /// A file holding its password (one line).
+    pub bind_password_file: Option<String>,
+    /// Where users are searched (subtree). Required.
+    pub base_dn: Option<String>,
+    /// Finds the user; `{user}` is the login name, escaped. Default
+    /// `(&(objectClass=person)(uid={user}))`.
+    #[serde(default = "default_ldap_user_filter")]
+    pub user_filter: String,
+    /// Where groups are searched (subtree), with `group_filter`.
+    pub group_base_dn: Option<String>,
+    /// Finds the user's groups; `{dn}` is the user's DN, `{user}` the login name. Default
+    /// `(member={dn})`.
+    #[serde(default = "default_ldap_group_filter")]
+    pub group_filter: String,
+    /// Instead of a group search: the user attribute listing group DNs (`memberOf`).
+    pub member_of_attribute: Option<String>,
+    /// The attribute that names a group in rules (`ldap:NAME`). Default `cn`.
+    #[serde(default = "default_ldap_group_attribute")]
+    pub group_attribute: String,
+    /// Seconds for each connect, bind or search. Default 5.
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout: u64,
+    /// Most connections open to the directory. Default 4.
+    #[serde(default = "default_ldap_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_ldap_user_filter() -> String {
+    "(&(objectClass=person)(uid={user}))".into()
+}
+fn default_ldap_group_filter() -> String {
+    "(member={dn})".into()
+}
+fn default_ldap_group_attribute() -> String {
+    "cn".into()
+}
+fn default_ldap_timeout() -> u64 {
+    5
+}
+fn default_ldap_pool_size() -> usize {
+    4
 }
 
 /// `[auth.throttle]`

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod env;
 pub mod file;
 mod file_auth;
+mod ldap;
 pub mod oidc;
 mod parse;
 pub mod token;
@@ -204,6 +205,7 @@ impl Config {
                 file.acl.as_ref(),
                 file.read_only,
                 file.auth.allow_unauthenticated,
+                file.auth.ldap.is_some(),
                 base,
                 &file
                     .auth

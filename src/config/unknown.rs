@@ -150,10 +150,10 @@ mod tests {
 
     #[test]
     fn every_unknown_key_is_named_by_its_own_table() {
-        let text = "upstream = \"http://127.0.0.1:5000\"\nlisten = [\"127.0.0.1:5443\"]\n[tls]\ncertificate = \"c\"\nkey = \"k\"\ncolour = 1\n[bogus]\nx = 1\n[admin]\n[auth.ldap]\nurl = \"x\"\n";
+        let text = "upstream = \"http://127.0.0.1:5000\"\nlisten = [\"127.0.0.1:5443\"]\n[tls]\ncertificate = \"c\"\nkey = \"k\"\ncolour = 1\n[bogus]\nx = 1\n[admin]\n[auth.kerberos]\nrealm = \"x\"\n";
         let found = problems(text);
         let keys: Vec<&str> = found.iter().map(|p| p.split(':').next().unwrap()).collect();
-        assert_eq!(keys, ["tls.colour", "bogus", "auth.ldap"], "{found:#?}");
+        assert_eq!(keys, ["tls.colour", "bogus", "auth.kerberos"], "{found:#?}");
         assert!(found[0].ends_with("(line 6)"), "{}", found[0]);
         assert!(found[1].ends_with("(line 7)"), "{}", found[1]);
         assert!(found[2].ends_with("(line 10)"), "{}", found[2]);

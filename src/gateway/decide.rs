@@ -23,6 +23,7 @@ use crate::tls::client_auth::ClientIdentity;
 const BASIC: &str = "basic";
 const CERTIFICATE: &str = "certificate";
 const ROBOT: &str = "robot";
+const LDAP: &str = "ldap";
 
 /// What a request brings.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,8 @@ pub struct Refusal {
     /// (every docker login starts with a challenge) unless throttled, and read-only
     /// refusals.
     pub audit_as: Option<String>,
+    /// The method that refused, when it is not the scheme presented (`ldap`).
+    pub method: Option<&'static str>,
 }
 
 impl Decision {
@@ -139,7 +142,9 @@ impl Access {
         let verdict = self.authorize(req, call, params).await;
         let method = match &verdict {
             Ok(principal) => principal.method.label(),
-            Err(_) => presented(req.authorization),
+            Err(refusal) => refusal
+                .method
+                .unwrap_or_else(|| presented(req.authorization)),
         };
         Decision { method, verdict }
     }
@@ -159,6 +164,7 @@ impl Access {
             Refusal {
                 answer,
                 audit_as: audited.then(String::new),
+                method: None,
             }
         };
         let scopes = call
@@ -180,7 +186,10 @@ impl Access {
             .authn
             .authenticate(req.attempt())
             .await
-            .map_err(|f| refused(failure_answer(f, self.challenge(&scopes, None))))?;
+            .map_err(|f| Refusal {
+                method: f.method(),
+                ..refused(failure_answer(f, self.challenge(&scopes, None)))
+            })?;
         let anonymous = principal.method == AuthMethod::Anonymous;
         if scopes.is_empty() && anonymous && self.credentials_matter {
             return Err(refused(self.challenge(&scopes, None)));
@@ -322,8 +331,25 @@ impl Access {
                     .signer
                     .check_refresh_token(refresh, &token.own_key)
                     .map_err(|_| GatewayError::TokenRequest(OAuthError::InvalidGrant))?;
+                if method.as_deref() == Some(LDAP) {
+                    return self.recheck_directory_user(&user, basic_challenge).await;
+                }
                 self.recheck_refresh(user, method.as_deref(), req)
             }
+        }
+    }
+
+    /// A directory user's refresh token: they must still be in the directory, and get the
+    /// groups they are in now. A directory that cannot be asked is 503, not a refusal.
+    async fn recheck_directory_user(
+        &self,
+        user: &str,
+        challenge: GatewayError,
+    ) -> Result<Principal, GatewayError> {
+        match self.authn.directory_user(user).await {
+            Ok(Some(principal)) => Ok(principal),
+            Ok(None) => Err(GatewayError::TokenRequest(OAuthError::InvalidGrant)),
+            Err(failure) => Err(failure_answer(failure, challenge)),
         }
     }
 
@@ -387,6 +413,7 @@ impl Access {
             AuthMethod::Basic => Some(BASIC),
             AuthMethod::Certificate => Some(CERTIFICATE),
             AuthMethod::Robot => Some(ROBOT),
+            AuthMethod::Ldap => Some(LDAP),
             _ => None,
         };
         let refresh = match (request.offline, principal.user.is_empty(), method) {
@@ -435,6 +462,8 @@ fn failure_answer(failure: Failure, challenge: GatewayError) -> GatewayError {
             GatewayError::Denied("a client certificate naming the user is required")
         }
         Failure::Busy => GatewayError::Unavailable,
+        Failure::DirectoryRefused => challenge,
+        Failure::DirectoryUnavailable => GatewayError::DirectoryUnavailable,
     }
 }
 

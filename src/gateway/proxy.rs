@@ -462,6 +462,7 @@ impl ProxyHttp for Gateway {
             if let Err(Refusal {
                 answer,
                 audit_as: Some(user),
+                ..
             }) = &decision.verdict
             {
                 let audited = observe::Audited {

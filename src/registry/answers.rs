@@ -25,6 +25,8 @@ pub enum GatewayError {
     BackendTimeout,
     /// The gateway is shutting down or otherwise cannot take the request now.
     Unavailable,
+    /// The LDAP directory that checks passwords cannot be reached (not a wrong password).
+    DirectoryUnavailable,
     /// A path outside `/v2/` that the gateway does not serve.
     NotFound,
     /// A method the path does not support; carries the `Allow` value.
@@ -118,6 +120,11 @@ impl GatewayError {
                 "UNAVAILABLE",
                 "service unavailable",
             ),
+            Self::DirectoryUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the user directory is unavailable; try again later",
+            ),
             Self::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "not found"),
             Self::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -208,6 +215,7 @@ impl GatewayError {
             Self::Unauthorized { realm } => {
                 headers.push(("WWW-Authenticate", format!("Basic realm=\"{realm}\"")))
             }
+            Self::DirectoryUnavailable => headers.push(("Retry-After", "5".to_string())),
             Self::TooManyRequests { retry_after } => {
                 headers.push(("Retry-After", retry_after.to_string()))
             }
@@ -301,6 +309,7 @@ mod tests {
             (GatewayError::BackendUnreachable, 502, "UNAVAILABLE"),
             (GatewayError::BackendTimeout, 504, "UNAVAILABLE"),
             (GatewayError::Unavailable, 503, "UNAVAILABLE"),
+            (GatewayError::DirectoryUnavailable, 503, "UNAVAILABLE"),
             (GatewayError::NotFound, 404, "NOT_FOUND"),
             (
                 GatewayError::MethodNotAllowed("GET, HEAD"),

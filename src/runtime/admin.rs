@@ -42,7 +42,7 @@ impl ServeHttp for AdminApp {
             "/metrics" => text(
                 200,
                 "text/plain; version=0.0.4",
-                self.metrics.render(&self.gauges()).into_bytes(),
+                self.metrics_text().into_bytes(),
             ),
             _ => text(404, "text/plain", b"not found\n".to_vec()),
         }
@@ -50,6 +50,15 @@ impl ServeHttp for AdminApp {
 }
 
 impl AdminApp {
+    /// `/metrics`: the counters, the gauges, and the directory client's own metrics.
+    fn metrics_text(&self) -> String {
+        let mut text = self.metrics.render(&self.gauges());
+        if let Some(directory) = &self.state.live().access.authn.ldap {
+            directory.render_metrics(&mut text);
+        }
+        text
+    }
+
     /// Ready when any replica answers `/v2/` now.
     async fn any_backend_ready(&self) -> Result<(), String> {
         let mut why = Vec::new();

@@ -22,11 +22,6 @@ pub fn global() -> Option<&'static Metrics> {
     GLOBAL.get().map(|m| m.as_ref())
 }
 
-/// Upper bounds (seconds) of the upstream latency histogram.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
 /// All counters of one process.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -35,9 +30,7 @@ pub struct Metrics {
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    upstream_latency: crate::stats::Histogram,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -79,15 +72,7 @@ impl Metrics {
 
     /// Time from sending a request to the registry until its response header arrived.
     pub fn upstream_latency(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.upstream_latency.observe(elapsed);
     }
 
     /// The Prometheus text exposition, with `gauges` (name, help, labels, value) appended.
@@ -132,25 +117,11 @@ impl Metrics {
             "portcullis_body_bytes_total{{direction=\"out\"}} {}",
             self.bytes_out.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP portcullis_upstream_latency_seconds Time until the registry's response header.\n# TYPE portcullis_upstream_latency_seconds histogram\n");
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(
-                out,
-                "portcullis_upstream_latency_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "portcullis_upstream_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        self.upstream_latency.render(
+            &mut out,
+            "portcullis_upstream_latency_seconds",
+            "Time until the registry's response header.",
         );
-        let _ = writeln!(
-            out,
-            "portcullis_upstream_latency_seconds_sum {}",
-            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "portcullis_upstream_latency_seconds_count {count}");
         let mut seen = std::collections::HashSet::new();
         for (name, help, labels, value) in gauges {
             if seen.insert(*name) {

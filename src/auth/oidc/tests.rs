@@ -242,6 +242,7 @@ fn bad_tokens_are_throttled_like_passwords() {
         basic: None,
         robots: None,
         oidc: Some(Oidc::new(&[issuer])),
+        ldap: None,
         guess_key: Default::default(),
         certificates: false,
         require: Require::All,
