@@ -13,6 +13,7 @@ mod engines;
 mod headers;
 mod idle_timeout;
 mod layers;
+mod ldap;
 mod lifecycle;
 mod oidc;
 mod operations;

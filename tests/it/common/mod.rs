@@ -12,6 +12,7 @@ pub mod oidc_issuer;
 pub mod podman;
 pub mod recorder;
 pub mod skopeo;
+pub mod slapd;
 pub mod tokens;
 
 use std::fs;
