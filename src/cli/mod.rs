@@ -162,6 +162,12 @@ fn check(path: &Path) -> Result<(), String> {
             format_time(cert.not_after)
         );
     }
+    if let Some(ldap) = &config.auth.ldap {
+        println!(
+            "  ldap:      {} (not contacted by check)",
+            ldap_summary(ldap)
+        );
+    }
     for warning in &tls.identity.warnings {
         println!("  warning: tls.certificate: {warning}");
     }
@@ -169,6 +175,30 @@ fn check(path: &Path) -> Result<(), String> {
         println!("  warning: {warning}");
     }
     Ok(())
+}
+
+/// `[auth.ldap]` in one line: where, as whom, and where groups come from.
+fn ldap_summary(ldap: &crate::auth::ldap::LdapSettings) -> String {
+    use crate::auth::ldap::GroupLookup;
+    let groups = match &ldap.groups {
+        GroupLookup::None => "no groups".to_string(),
+        GroupLookup::Search { base_dn, filter } => {
+            format!("groups {} under {base_dn}", filter.as_str())
+        }
+        GroupLookup::MemberOf { attribute } => format!("groups from {attribute}"),
+    };
+    let tls = match (ldap.tls.is_some(), ldap.start_tls) {
+        (true, true) => ", StartTLS",
+        (true, false) => "",
+        (false, _) => ", UNENCRYPTED (allow_insecure)",
+    };
+    format!(
+        "{}{tls}, users {} under {} as {}, {groups}",
+        ldap.url,
+        ldap.user_filter.as_str(),
+        ldap.base_dn,
+        ldap.bind_dn
+    )
 }
 
 /// A minimal HTTP/1.0 GET, so images need no curl.

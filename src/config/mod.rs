@@ -113,6 +113,13 @@ impl Config {
                     .to_string(),
             );
         }
+        if self.auth.ldap.as_ref().is_some_and(|l| l.tls.is_none()) {
+            warnings.push(
+                "auth.ldap.allow_insecure: directory passwords cross the network unencrypted; \
+                 use ldaps:// or start_tls = true outside a test lab"
+                    .to_string(),
+            );
+        }
         warnings
     }
 
