@@ -236,7 +236,46 @@ fn a_stopped_directory_gives_503_not_401_and_recovers() {
         200,
         "five 503s were not counted as failed logins"
     );
-    assert_eq!(status(&stack, "bob:wrong"), 401);
+    for guess in ["wrong-1", "wrong-2", "wrong-3"] {
+        assert_eq!(status(&stack, &format!("bob:{guess}")), 401);
+    }
+    assert_eq!(
+        status(&stack, "bob:wrong-4"),
+        429,
+        "wrong directory passwords are throttled"
+    );
+}
+
+#[test]
+fn a_hung_directory_is_bounded_by_its_timeout() {
+    let slapd = Slapd::start();
+    let stack = Stack::start(&format!(
+        "{}
+[auth.cache]
+ttl = 0
+{RULES}",
+        slapd.config("").replace("timeout = 2", "timeout = 1")
+    ));
+    assert_eq!(status(&stack, "alice:alice-dir-pw"), 200);
+    slapd.signal("STOP");
+    let hung = stack.request("GET", "/v2/", &[&basic("alice:alice-dir-pw")]);
+    slapd.signal("CONT");
+    assert_eq!(hung.status, 503, "{}", hung.body_text());
+    assert_eq!(hung.json()["errors"][0]["code"], "UNAVAILABLE");
+    assert!(
+        stack
+            .gw
+            .proc
+            .log_text()
+            .contains("LDAP directory is unavailable"),
+        "{}",
+        stack.gw.proc.log_text()
+    );
+    assert_eq!(
+        status(&stack, "alice:alice-dir-pw"),
+        200,
+        "answers again once it is"
+    );
 }
 
 #[test]

@@ -109,6 +109,17 @@ impl Slapd {
         }
     }
 
+    /// Sends signal `name` (`STOP`, `CONT`) to slapd: a stopped slapd accepts connections
+    /// (the kernel does) but answers nothing, like a hung directory.
+    pub fn signal(&self, name: &str) {
+        let pid = self.proc.as_ref().expect("slapd runs").pid().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// `ldaps://127.0.0.1:PORT` (the certificate names 127.0.0.1).
     pub fn url(&self) -> String {
         format!("ldaps://127.0.0.1:{}", self.port)
