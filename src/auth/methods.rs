@@ -126,8 +126,8 @@ impl Authenticator {
         creds: &basic::Credentials,
         ip: Option<IpAddr>,
     ) -> Result<Principal, Failure> {
-        if let Some(groups) = directory.cached(&creds.user, &creds.password) {
-            return Ok(Principal::ldap(creds.user.clone(), groups));
+        if let Some(found) = directory.cached(&creds.user, &creds.password) {
+            return Ok(Principal::ldap(&found));
         }
         let guess = Guess(
             self.guess_key
@@ -135,9 +135,9 @@ impl Authenticator {
         );
         let reservation = self.admit(ip, guess, &creds.user).await?;
         match directory.login(&creds.user, &creds.password).await {
-            Ok(groups) => {
+            Ok(found) => {
                 reservation.succeeded();
-                Ok(Principal::ldap(creds.user.clone(), groups))
+                Ok(Principal::ldap(&found))
             }
             Err(LdapFailure::Refused(reason)) => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
@@ -159,7 +159,7 @@ impl Authenticator {
             return Ok(None);
         };
         match directory.lookup(user).await {
-            Ok(found) => Ok(found.map(|groups| Principal::ldap(user.to_string(), groups.into()))),
+            Ok(found) => Ok(found.map(|found| Principal::ldap(&found))),
             Err(LdapFailure::Refused(_)) => Ok(None),
             Err(LdapFailure::Unavailable(reason)) => {
                 tracing::warn!(user = %user, reason = %reason, "cannot re-check a directory user: the LDAP directory is unavailable");

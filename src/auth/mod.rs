@@ -108,11 +108,11 @@ impl Principal {
         }
     }
 
-    /// Directory user `user`, member of `groups`.
-    pub fn ldap(user: String, groups: Arc<[String]>) -> Self {
+    /// A directory user, by the directory's spelling of their name.
+    pub fn ldap(found: &ldap::LdapUser) -> Self {
         Principal {
-            groups,
-            ..Principal::new(user, AuthMethod::Ldap)
+            groups: found.groups.clone().into(),
+            ..Principal::new(found.name.clone(), AuthMethod::Ldap)
         }
     }
 

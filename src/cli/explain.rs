@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::auth::acl::{Acl, Decision, Kind, Subject};
 use crate::auth::cache::CredentialCache;
-use crate::auth::ldap::{Directory, LdapFailure};
+use crate::auth::ldap::{Directory, LdapFailure, LdapUser};
 use crate::auth::oidc::OidcIdentity;
 use crate::config::Config;
 use crate::registry::params::Params;
@@ -65,15 +65,18 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
         (None, None, true) => Kind::Certificate,
         (None, None, false) => Kind::User,
     };
-    let directory_groups = match (&args.user, kind) {
-        (Some(user), Kind::User) => directory_groups(&config, user)?,
-        _ => Vec::new(),
+    let directory = match (&args.user, kind) {
+        (Some(user), Kind::User) => directory_user(&config, user)?,
+        _ => None,
     };
     let subject = Subject {
-        user: machine_user.as_deref().or(args.user.as_deref()),
+        user: machine_user
+            .as_deref()
+            .or(directory.as_ref().map(|d| d.name.as_str()))
+            .or(args.user.as_deref()),
         kind,
         ip: args.ip,
-        directory_groups: &directory_groups,
+        directory_groups: directory.as_ref().map_or(&[], |d| &d.groups[..]),
     };
     let who = match (&args.robot, &machine_user, &args.user) {
         (Some(robot), _, _) => format!("robot {robot}"),
@@ -111,11 +114,12 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
     }
 }
 
-/// `user`'s groups in the `[auth.ldap]` directory, as the gateway would see them: none
-/// when there is no directory or the htpasswd file has the user (it is tried first).
-fn directory_groups(config: &Config, user: &str) -> Result<Vec<String>, String> {
+/// `user` as the `[auth.ldap]` directory knows them (name and groups), as the gateway
+/// would see them: `None` when there is no directory, the htpasswd file has the user (it
+/// is tried first), or the directory does not.
+fn directory_user(config: &Config, user: &str) -> Result<Option<LdapUser>, String> {
     let Some(settings) = &config.auth.ldap else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if config
         .auth
@@ -124,7 +128,7 @@ fn directory_groups(config: &Config, user: &str) -> Result<Vec<String>, String> 
         .is_some_and(|h| h.db.has_user(user))
     {
         println!("directory: not asked, {user} is in the htpasswd file (tried first)");
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let directory = Directory::start(settings.clone(), CredentialCache::new(Duration::ZERO, 0));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -132,25 +136,18 @@ fn directory_groups(config: &Config, user: &str) -> Result<Vec<String>, String> 
         .build()
         .map_err(|e| e.to_string())?;
     match runtime.block_on(directory.lookup(user)) {
-        Ok(Some(groups)) => {
-            let shown = groups
-                .iter()
-                .map(|g| format!("ldap:{g}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            println!(
-                "directory: {user} is in {}",
-                if shown.is_empty() {
-                    "no groups".into()
-                } else {
-                    shown
-                }
-            );
-            Ok(groups)
+        Ok(Some(found)) => {
+            let groups: Vec<String> = found.groups.iter().map(|g| format!("ldap:{g}")).collect();
+            let groups = match groups.is_empty() {
+                true => "no groups".to_string(),
+                false => groups.join(", "),
+            };
+            println!("directory: {} is in {groups}", found.name);
+            Ok(Some(found))
         }
         Ok(None) => {
             println!("directory: {user} is not in the directory (a login as {user} would fail)");
-            Ok(Vec::new())
+            Ok(None)
         }
         Err(LdapFailure::Unavailable(why) | LdapFailure::Refused(why)) => {
             Err(format!("cannot look up {user} in the directory: {why}"))

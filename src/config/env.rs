@@ -57,6 +57,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("auth.ldap.bind_password_file", Text),
     ("auth.ldap.base_dn", Text),
     ("auth.ldap.user_filter", Text),
+    ("auth.ldap.user_attribute", Text),
     ("auth.ldap.group_base_dn", Text),
     ("auth.ldap.group_filter", Text),
     ("auth.ldap.member_of_attribute", Text),

@@ -194,6 +194,10 @@ pub struct FileLdap {
     /// `(&(objectClass=person)(uid={user}))`.
     #[serde(default = "default_ldap_user_filter")]
     pub user_filter: String,
+    /// The attribute of the user's entry that is their name from then on (logs, rules,
+    /// tokens). Default `uid`; Active Directory: `sAMAccountName`.
+    #[serde(default = "default_ldap_user_attribute")]
+    pub user_attribute: String,
     /// Where groups are searched (subtree), with `group_filter`.
     pub group_base_dn: Option<String>,
     /// Finds the user's groups; `{dn}` is the user's DN, `{user}` the login name. Default
@@ -215,6 +219,9 @@ pub struct FileLdap {
 
 fn default_ldap_user_filter() -> String {
     "(&(objectClass=person)(uid={user}))".into()
+}
+fn default_ldap_user_attribute() -> String {
+    "uid".into()
 }
 fn default_ldap_group_filter() -> String {
     "(member={dn})".into()

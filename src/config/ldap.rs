@@ -47,6 +47,15 @@ pub fn parse_ldap(file: &FileLdap, base: &Path) -> Result<LdapSettings, Vec<Prob
         .map_err(|e| problem("user_filter", e))
         .ok();
     let groups = group_lookup(file, &text, &mut problem);
+    if !is_attribute_name(&file.user_attribute) {
+        problem(
+            "user_attribute",
+            format!(
+                "\"{}\" is not an attribute name (letters, digits and -)",
+                file.user_attribute
+            ),
+        );
+    }
     if !is_attribute_name(&file.group_attribute) {
         problem(
             "group_attribute",
@@ -75,6 +84,7 @@ pub fn parse_ldap(file: &FileLdap, base: &Path) -> Result<LdapSettings, Vec<Prob
             bind_password: Secret::new(bind_password.unwrap_or_default()),
             base_dn,
             user_filter,
+            user_attribute: file.user_attribute.clone(),
             groups,
             group_attribute: file.group_attribute.clone(),
             timeout: Duration::from_secs(file.timeout),

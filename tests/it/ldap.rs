@@ -391,3 +391,26 @@ fn the_token_service_grants_by_directory_group_and_refresh_asks_the_directory() 
     slapd.run();
     assert_eq!(again(&stack).status, 200);
 }
+
+#[test]
+fn users_are_known_by_the_directorys_spelling_of_their_name() {
+    let slapd = Slapd::start();
+    let carol_reads = "[[acl.rules]]\ncomment = \"carol only reads\"\nusers = [\"carol\"]\nrepositories = [\"team-a/*\"]\nactions = [\"pull\"]\n";
+    let stack = Stack::start(&format!("{}\n{carol_reads}{RULES}", slapd.config("")));
+    assert_eq!(start_upload(&stack, "carol:carol-dir-pw"), 403);
+    for spelling in ["CAROL", "Carol", " carol"] {
+        let creds = format!("{spelling}:carol-dir-pw");
+        assert_eq!(
+            status(&stack, &creds),
+            200,
+            "the directory matches {spelling:?}"
+        );
+        assert_eq!(
+            start_upload(&stack, &creds),
+            403,
+            "{spelling:?} is carol: the rule for carol applies"
+        );
+    }
+    let log = stack.gw.proc.log_text();
+    assert!(!log.contains("user=CAROL"), "{log}");
+}

@@ -7,7 +7,10 @@
 //!
 //! The client runs on a thread of its own with its own small runtime, so the directory's
 //! connections do not depend on the proxy's threads, and `portcullis explain` can use the
-//! same code. Verified credentials are cached with their groups for `[auth.cache] ttl`, so a
+//! same code. The user is then known by their entry's `user_attribute` (`uid`), not by the
+//! name typed: directories match names case- and space-insensitively, and `ALICE` must not
+//! dodge a rule written for `alice`. Verified credentials are cached with their groups for
+//! `[auth.cache] ttl`, so a
 //! push of many layers costs one bind; a directory that cannot be reached gives
 //! [`LdapFailure::Unavailable`] (503), never a refusal that looks like a wrong password.
 
@@ -72,6 +75,8 @@ pub struct LdapSettings {
     pub bind_password: Secret,
     pub base_dn: String,
     pub user_filter: Template,
+    /// The attribute whose value is the user's name from then on (`uid`, `sAMAccountName`).
+    pub user_attribute: String,
     pub groups: GroupLookup,
     pub group_attribute: String,
     pub timeout: Duration,
@@ -82,18 +87,27 @@ impl LdapSettings {
     /// What a reload compares (everything but the secrets and TLS objects).
     pub fn fingerprint(&self) -> String {
         format!(
-            "{} {} {} {} {} {:?} {} {:?} {}",
+            "{} {} {} {} {} {} {:?} {} {:?} {}",
             self.url,
             self.start_tls,
             self.bind_dn,
             self.base_dn,
             self.user_filter.as_str(),
+            self.user_attribute,
             self.groups,
             self.group_attribute,
             self.timeout,
             self.pool_size
         )
     }
+}
+
+/// A directory user as the directory spells them, and their groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapUser {
+    /// The value of `user_attribute` in their entry.
+    pub name: String,
+    pub groups: Vec<String>,
 }
 
 /// Why a login did not succeed.
@@ -129,7 +143,7 @@ pub struct Directory {
     /// Dropped with the directory: ends the client's thread.
     _stop: tokio::sync::oneshot::Sender<()>,
     pool: Arc<Pool>,
-    cache: CredentialCache<Arc<[String]>>,
+    cache: CredentialCache<Arc<LdapUser>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     stripe_key: RandomState,
     pub stats: Arc<LdapStats>,
@@ -137,7 +151,7 @@ pub struct Directory {
 
 impl Directory {
     /// Starts the client's thread; no connection is opened until the first login.
-    pub fn start(settings: LdapSettings, cache: CredentialCache<Arc<[String]>>) -> Directory {
+    pub fn start(settings: LdapSettings, cache: CredentialCache<Arc<LdapUser>>) -> Directory {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = client_thread(stopped)
             .map_err(|e| {
@@ -158,13 +172,13 @@ impl Directory {
         }
     }
 
-    /// The groups of credentials verified within the cache's TTL.
-    pub fn cached(&self, user: &str, password: &str) -> Option<Arc<[String]>> {
+    /// The user of credentials verified within the cache's TTL.
+    pub fn cached(&self, user: &str, password: &str) -> Option<Arc<LdapUser>> {
         self.cache.get(user, password)
     }
 
-    /// Checks `user`'s `password` against the directory: their groups, or why not.
-    pub async fn login(&self, user: &str, password: &str) -> Result<Arc<[String]>, LdapFailure> {
+    /// Checks `user`'s `password` against the directory: who they are, or why not.
+    pub async fn login(&self, user: &str, password: &str) -> Result<Arc<LdapUser>, LdapFailure> {
         if password.is_empty() {
             return Err(LdapFailure::Refused(
                 "empty password (never sent to the directory)".into(),
@@ -173,13 +187,13 @@ impl Directory {
         if user.is_empty() {
             return Err(LdapFailure::Refused("empty user name".into()));
         }
-        if let Some(groups) = self.cached(user, password) {
-            return Ok(groups);
+        if let Some(found) = self.cached(user, password) {
+            return Ok(found);
         }
         let stripe = self.stripe_key.hash_one((user, password)) as usize % STRIPES;
         let _turn = self.stripes[stripe].lock().await;
-        if let Some(groups) = self.cached(user, password) {
-            return Ok(groups);
+        if let Some(found) = self.cached(user, password) {
+            return Ok(found);
         }
         let job = session::Job {
             settings: Arc::clone(&self.settings),
@@ -187,15 +201,14 @@ impl Directory {
             stats: Arc::clone(&self.stats),
         };
         let (u, p) = (user.to_string(), password.to_string());
-        let groups = self.run(async move { job.login(&u, &p).await }).await?;
-        let groups: Arc<[String]> = groups.into();
-        self.cache.insert_value(user, password, Arc::clone(&groups));
-        Ok(groups)
+        let found = Arc::new(self.run(async move { job.login(&u, &p).await }).await?);
+        self.cache.insert_value(user, password, Arc::clone(&found));
+        Ok(found)
     }
 
     /// `user`'s groups, looked up with the service account (no password): for
     /// `portcullis explain` and refresh tokens. `Ok(None)`: no such user.
-    pub async fn lookup(&self, user: &str) -> Result<Option<Vec<String>>, LdapFailure> {
+    pub async fn lookup(&self, user: &str) -> Result<Option<LdapUser>, LdapFailure> {
         let job = session::Job {
             settings: Arc::clone(&self.settings),
             pool: Arc::clone(&self.pool),

@@ -9,7 +9,7 @@ use ldap3::{Ldap, Scope, SearchEntry, SearchOptions};
 
 use super::filter::{group_name_of_dn, Template};
 use super::pool::{Conn, Pool};
-use super::{GroupLookup, LdapFailure, LdapSettings, LdapStats};
+use super::{GroupLookup, LdapFailure, LdapSettings, LdapStats, LdapUser};
 
 /// invalidCredentials (RFC 4511 appendix A).
 const INVALID_CREDENTIALS: u32 = 49;
@@ -28,12 +28,12 @@ pub struct Job {
 /// A user entry found by the user filter.
 struct Found {
     dn: String,
-    groups: Vec<String>,
+    user: LdapUser,
 }
 
 impl Job {
     /// Search, groups, then a bind as the user with `password`.
-    pub async fn login(&self, user: &str, password: &str) -> Result<Vec<String>, LdapFailure> {
+    pub async fn login(&self, user: &str, password: &str) -> Result<LdapUser, LdapFailure> {
         let mut conn = self.connection().await?;
         let found = match self.find(&mut conn.ldap, user).await? {
             Some(found) => found,
@@ -51,7 +51,7 @@ impl Job {
             .await;
         self.stats.latency.observe(started.elapsed());
         let verdict = match bind {
-            Ok(r) if r.rc == 0 => Ok(found.groups),
+            Ok(r) if r.rc == 0 => Ok(found.user),
             Ok(r) if SERVER_CANNOT_ANSWER.contains(&r.rc) => {
                 Err(unavailable(format!("bind: result {} {}", r.rc, r.text)))
             }
@@ -69,11 +69,11 @@ impl Job {
     }
 
     /// The user's groups without their password; `None` when there is no such user.
-    pub async fn lookup(&self, user: &str) -> Result<Option<Vec<String>>, LdapFailure> {
+    pub async fn lookup(&self, user: &str) -> Result<Option<LdapUser>, LdapFailure> {
         let mut conn = self.connection().await?;
         let found = self.find(&mut conn.ldap, user).await?;
         self.pool.put(conn);
-        Ok(found.map(|f| f.groups))
+        Ok(found.map(|f| f.user))
     }
 
     async fn connection(&self) -> Result<Conn, LdapFailure> {
@@ -98,10 +98,10 @@ impl Job {
     async fn find(&self, ldap: &mut Ldap, user: &str) -> Result<Option<Found>, LdapFailure> {
         let s = &self.settings;
         let filter = s.user_filter.render(&[("user", user)]);
-        let wanted: Vec<&str> = match &s.groups {
-            GroupLookup::MemberOf { attribute } => vec![attribute.as_str()],
-            _ => vec!["1.1"],
-        };
+        let mut wanted = vec![s.user_attribute.as_str()];
+        if let GroupLookup::MemberOf { attribute } = &s.groups {
+            wanted.push(attribute.as_str());
+        }
         let entries = self.search(ldap, &s.base_dn, &filter, &wanted, 2).await?;
         let entry = match entries.as_slice() {
             [] => return Ok(None),
@@ -111,6 +111,10 @@ impl Job {
                 return Ok(None);
             }
         };
+        let Some(name) = own_name(&values(entry, &s.user_attribute), user) else {
+            tracing::warn!(dn = %entry.dn, "the entry has no {}; refusing the login (check auth.ldap.user_attribute)", s.user_attribute);
+            return Ok(None);
+        };
         let groups = match &s.groups {
             GroupLookup::None => Vec::new(),
             GroupLookup::MemberOf { attribute } => values(entry, attribute)
@@ -118,12 +122,12 @@ impl Job {
                 .filter_map(|dn| group_name_of_dn(dn, &s.group_attribute))
                 .collect(),
             GroupLookup::Search { base_dn, filter } => {
-                self.groups(ldap, base_dn, filter, &entry.dn, user).await?
+                self.groups(ldap, base_dn, filter, &entry.dn, &name).await?
             }
         };
         Ok(Some(Found {
             dn: entry.dn.clone(),
-            groups,
+            user: LdapUser { name, groups },
         }))
     }
 
@@ -176,6 +180,18 @@ impl Job {
 
 fn unavailable(why: String) -> LdapFailure {
     LdapFailure::Unavailable(why)
+}
+
+/// The user's name as the directory spells it: of the entry's `values` of
+/// `user_attribute`, the one the login name matches ignoring case and outer spaces (as
+/// the directory did), else the first.
+fn own_name(values: &[String], typed: &str) -> Option<String> {
+    values
+        .iter()
+        .find(|v| v.trim().eq_ignore_ascii_case(typed.trim()))
+        .or(values.first())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// The values of `attribute` (names are case-insensitive).

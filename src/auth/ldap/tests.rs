@@ -16,6 +16,7 @@ fn settings(url: &str) -> LdapSettings {
         bind_password: Secret::new("pw".into()),
         base_dn: "dc=test".into(),
         user_filter: Template::parse("(uid={user})", &["user"], &["user"]).unwrap(),
+        user_attribute: "uid".into(),
         groups: GroupLookup::None,
         group_attribute: "cn".into(),
         timeout: Duration::from_secs(2),
@@ -87,15 +88,18 @@ fn verified_credentials_are_served_from_the_cache_with_their_groups() {
         settings("ldap://127.0.0.1:1"),
         CredentialCache::new(Duration::from_secs(60), 10),
     );
+    let alice = LdapUser {
+        name: "alice".into(),
+        groups: vec!["pushers".into()],
+    };
     directory
         .cache
-        .insert_value("alice", "secret", vec!["pushers".to_string()].into());
-    let groups = run(directory.login("alice", "secret")).unwrap();
-    assert_eq!(&*groups, ["pushers".to_string()]);
+        .insert_value("Alice", "secret", Arc::new(alice.clone()));
+    assert_eq!(*run(directory.login("Alice", "secret")).unwrap(), alice);
     assert_eq!(
         directory.pool.opened.load(Ordering::Relaxed),
         0,
         "no connection was needed"
     );
-    assert!(directory.cached("alice", "Secret").is_none());
+    assert!(directory.cached("Alice", "Secret").is_none());
 }
