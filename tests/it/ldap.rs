@@ -55,20 +55,33 @@ fn metrics(stack: &Stack) -> String {
 fn skopeo_pushes_with_a_directory_password_and_groups_decide_who_pushes() {
     let slapd = Slapd::start();
     let stack = ldap_stack(&slapd, "");
-    let image = skopeo::round_trip_content(
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let layers: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            common::oci::tar_with_file(
+                &format!("layer-{i}"),
+                &common::oci::random_bytes(64 * 1024, i),
+            )
+        })
+        .collect();
+    let image = common::oci::write_layout(&layout, "v1", &layers);
+    skopeo::round_trip(
         &stack.gw.host(),
         &stack.pki.client_cert_dir(),
         &["alice:alice-dir-pw"],
-        b"pushed with a directory password",
+        &layout,
+        &image,
+        work.path(),
     );
+    assert_eq!(image.layers.len(), 8);
     assert_eq!(
         slapd.binds_as(&dn_of("alice")),
         1,
-        "push, inspect and pull of {} cost one bind (the cache)",
+        "an 8-layer push, inspect and pull of {} cost one bind (the cache)",
         image.manifest.digest
     );
 
-    let work = tempfile::tempdir().unwrap();
     let certs = stack.pki.client_cert_dir();
     let certs = certs.to_str().unwrap();
     let remote = format!("docker://{}/team-a/app:v1", stack.gw.host());
@@ -89,9 +102,13 @@ fn skopeo_pushes_with_a_directory_password_and_groups_decide_who_pushes() {
         image.manifest.digest,
         "bob (not a pusher) pulls"
     );
-    let layout = work.path().join("layout");
-    common::oci::write_layout(&layout, "v1", &[common::oci::tar_with_file("b", b"bob's")]);
-    let src = format!("oci:{}:v1", layout.display());
+    let bob_layout = work.path().join("bob-layout");
+    common::oci::write_layout(
+        &bob_layout,
+        "v1",
+        &[common::oci::tar_with_file("b", b"bob's")],
+    );
+    let src = format!("oci:{}:v1", bob_layout.display());
     let refused = skopeo::skopeo_fails(
         work.path(),
         &[
