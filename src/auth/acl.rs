@@ -205,8 +205,8 @@ impl OidcMatch {
     }
 }
 
-/// `*`-glob over any text (claim values): `refs/tags/v*`.
-fn text_glob(pattern: &str, text: &str) -> bool {
+/// `*`-glob over any text (claim values, tags): `refs/tags/v*`.
+pub fn text_glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, tail)) => {
@@ -232,8 +232,11 @@ pub struct Rule {
     pub repositories: Vec<Pattern>,
     /// Whether the rule is about `registry:catalog`.
     pub catalog: bool,
-    /// What it allows; `Action::All` allows everything.
+    /// What it allows; `Action::All` allows every registry action.
     pub actions: Vec<Action>,
+    /// Whether it lets its subjects move or delete immutable tags (action `overwrite`,
+    /// never implied by `*`).
+    pub overwrite: bool,
 }
 
 /// The outcome of one question, and the rule that gave it.
@@ -276,6 +279,8 @@ pub struct Acl {
     pub groups: HashMap<String, Vec<String>>,
     pub read_only: bool,
     pub policy: Policy,
+    /// `[[acl.immutable]]`: tags that never move once they exist.
+    pub immutable: Vec<super::immutable::ImmutableRule>,
 }
 
 impl Acl {
@@ -337,7 +342,7 @@ impl Acl {
             .collect()
     }
 
-    fn applies(&self, rule: &Rule, subject: &Subject<'_>, resource: &Resource) -> bool {
+    pub(super) fn applies(&self, rule: &Rule, subject: &Subject<'_>, resource: &Resource) -> bool {
         self.is_about(&rule.who, subject)
             && (rule.networks.is_empty()
                 || subject

@@ -9,6 +9,7 @@ fn rule(number: usize, who: Who, repos: &[&str], actions: &[Action]) -> Rule {
         repositories: repos.iter().map(|r| Pattern::parse(r).unwrap()).collect(),
         catalog: false,
         actions: actions.to_vec(),
+        overwrite: false,
     }
 }
 

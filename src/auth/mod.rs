@@ -12,6 +12,7 @@ pub mod acl;
 pub mod basic;
 pub mod cache;
 pub mod htpasswd;
+pub mod immutable;
 pub mod jwt_crypto;
 pub mod ldap;
 mod methods;

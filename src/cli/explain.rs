@@ -96,6 +96,7 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
             }
         );
         all_allowed &= explain_scopes(&config.acl, &subject, &who, &scopes);
+        explain_immutable(&config.acl, &subject, request);
     }
     for text in &args.scopes {
         let scopes = parse_scopes(text);
@@ -183,6 +184,42 @@ fn scopes_of_request(request: &str) -> Result<Vec<Scope>, String> {
     let params = Params::parse(query).map_err(|e| format!("{request}: {e}"))?;
     required_scopes(&method.to_ascii_uppercase(), path, &params)
         .map_err(|e| format!("{request}: {e}; the gateway answers it without the registry"))
+}
+
+/// For a manifest `PUT` or `DELETE`: the `[[acl.immutable]]` rule covering it, if any, and
+/// whether the subject may override it.
+fn explain_immutable(acl: &Acl, subject: &Subject<'_>, request: &str) {
+    use crate::auth::immutable::{guard, overwrite_rule, Guard};
+    let (method, path) = request.trim().split_once(' ').unwrap_or_default();
+    let path = path.trim().split('?').next().unwrap_or_default();
+    let Ok(crate::registry::scope::ApiCall::Manifest(name)) =
+        crate::registry::scope::api_call(path)
+    else {
+        return;
+    };
+    let reference = path.rsplit('/').next().unwrap_or_default();
+    let method = method.to_ascii_uppercase();
+    let what = match guard(&acl.immutable, &method, &name, reference) {
+        Guard::Free => return,
+        Guard::Put { tag, rule } => format!(
+            "tag {tag} is immutable by {}: refused once it exists, unless the same manifest",
+            rule.describe()
+        ),
+        Guard::DeleteTag { tag, rule } => format!(
+            "tag {tag} is immutable by {}: refused while it exists",
+            rule.describe()
+        ),
+        Guard::DeleteDigest { digest } => {
+            format!("{digest} is refused if an immutable tag of {name} points to it")
+        }
+    };
+    let overwrite = match overwrite_rule(acl, subject, &name) {
+        Some(n) => format!(
+            "; this subject may override it (overwrite, rule {n}), and the override is audited"
+        ),
+        None => "; this subject may not override it (no overwrite)".to_string(),
+    };
+    println!("  immutable: {what}{overwrite}");
 }
 
 /// Prints one line per action; true when all are allowed.

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::file::{FileAcl, FileAclInclude, FileRule};
+use super::file::{FileAcl, FileAclInclude, FileImmutable, FileRule};
 use super::{resolve_path, Problem};
 use crate::auth::acl::{Acl, OidcMatch, Pattern, Policy, Rule, Who, DIRECTORY_GROUP_PREFIX};
+use crate::auth::immutable::ImmutableRule;
 use crate::registry::scope::Action;
 
 /// Builds the ACL. `has_acl` false gives the policy without rules.
@@ -75,16 +76,62 @@ pub fn parse_acl(
                 .ok()
         })
         .collect();
+    let immutable = parse_immutable(&file.immutable, &mut problems);
     if problems.is_empty() {
         Ok(Acl {
             rules,
             groups,
             read_only,
             policy: Policy::Rules,
+            immutable,
         })
     } else {
         Err(problems)
     }
+}
+
+/// The action that lets a rule's subjects move or delete immutable tags.
+const OVERWRITE: &str = "overwrite";
+
+/// `[[acl.immutable]]`: each needs repositories and tags.
+fn parse_immutable(files: &[FileImmutable], problems: &mut Vec<Problem>) -> Vec<ImmutableRule> {
+    let mut rules = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let key = format!("acl.immutable[{}]", index + 1);
+        let before = problems.len();
+        let mut problem = |m: String| problems.push(Problem::new(key.clone(), m));
+        if file.repositories.is_empty() {
+            problem("covers no repository: give repositories, e.g. [\"prod/*\"]".into());
+        }
+        if file.tags.is_empty() {
+            problem("covers no tag: give tags, e.g. [\"v*\"]".into());
+        }
+        let repositories: Vec<Pattern> = file
+            .repositories
+            .iter()
+            .filter_map(|r| match r.contains("${") {
+                true => {
+                    problem(format!(
+                        "repositories: \"{r}\": ${{...}} has no meaning here"
+                    ));
+                    None
+                }
+                false => Pattern::parse(r).map_err(&mut problem).ok(),
+            })
+            .collect();
+        for tag in file.tags.iter().filter(|t| t.is_empty() || t.len() > 128) {
+            problem(format!("tags: \"{tag}\" is not a tag glob"));
+        }
+        if problems.len() == before {
+            rules.push(ImmutableRule {
+                number: index + 1,
+                comment: file.comment.clone(),
+                repositories,
+                tags: file.tags.clone(),
+            });
+        }
+    }
+    rules
 }
 
 fn parse_rule(
@@ -167,14 +214,16 @@ fn parse_rule(
                 .ok()
         })
         .collect();
+    let overwrite = rule.actions.iter().any(|a| a == OVERWRITE);
     let actions: Vec<Action> = rule
         .actions
         .iter()
+        .filter(|a| *a != OVERWRITE)
         .filter_map(|a| {
             Action::parse(a)
                 .ok_or_else(|| {
                     problem(format!(
-                        "unknown action \"{a}\"; use pull, push, delete or *"
+                        "unknown action \"{a}\"; use pull, push, delete, * or overwrite"
                     ))
                 })
                 .ok()
@@ -201,5 +250,6 @@ fn parse_rule(
         repositories,
         catalog: rule.catalog,
         actions,
+        overwrite,
     })
 }

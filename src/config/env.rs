@@ -79,6 +79,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("admin.enabled", Boolean),
     ("admin.listen", Text),
     ("audit.path", Text),
+    ("audit.pulls", Boolean),
 ];
 
 /// Prefix of override variables.

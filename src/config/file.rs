@@ -100,6 +100,22 @@ pub struct FileAcl {
     pub groups: std::collections::HashMap<String, Vec<String>>,
     #[serde(default)]
     pub rules: Vec<FileRule>,
+    /// Tags that never move once they exist.
+    #[serde(default)]
+    pub immutable: Vec<FileImmutable>,
+}
+
+/// `[[acl.immutable]]`
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileImmutable {
+    pub comment: Option<String>,
+    /// Repository globs (`prod/*`). Required.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    /// Tag globs (`v*`, `release-*`). Required.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// The file `acl.include` names.
@@ -142,7 +158,8 @@ pub struct FileRule {
     /// The rule is about the catalog (`GET /v2/_catalog`).
     #[serde(default)]
     pub catalog: bool,
-    /// `"pull"`, `"push"`, `"delete"`, `"*"`.
+    /// `"pull"`, `"push"`, `"delete"`, `"*"`, and `"overwrite"` (move or delete immutable
+    /// tags; never implied by `"*"`).
     #[serde(default)]
     pub actions: Vec<String>,
 }
@@ -280,6 +297,9 @@ fn default_admin_listen() -> String {
 pub struct FileAudit {
     /// A file to append JSON lines to, or `"-"` for standard output. Required.
     pub path: Option<String>,
+    /// Also one line per manifest fetched (`GET` by tag or digest). Default `false`.
+    #[serde(default)]
+    pub pulls: bool,
 }
 
 /// A single value or a list (`upstream`).

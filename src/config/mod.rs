@@ -92,6 +92,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Audit log file, or `-` for standard output.
     pub audit: Option<PathBuf>,
+    /// `[audit] pulls`: manifest fetches are audited too.
+    pub audit_pulls: bool,
     /// Reload on changes to the config file or any file it names (`watch`).
     pub watch: bool,
     /// Every file the configuration names, for `watch`.
@@ -259,6 +261,7 @@ impl Config {
                     watch: file.watch,
                     admin: admin.flatten(),
                     audit,
+                    audit_pulls: file.audit.as_ref().is_some_and(|a| a.pulls),
                     files,
                 })
             }

@@ -3,7 +3,10 @@
 
 pub mod backends;
 pub mod decide;
+mod guards;
+pub mod immutable;
 pub mod observe;
 pub mod proxy;
+pub mod registry_client;
 pub mod respond;
 pub mod state;

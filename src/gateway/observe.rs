@@ -32,6 +32,13 @@ pub struct Audited<'a> {
     pub client: Option<IpAddr>,
 }
 
+/// An override of an immutable tag.
+pub struct Overwrite<'a> {
+    pub tag: &'a str,
+    pub previous: &'a str,
+    pub rule: usize,
+}
+
 impl Audited<'_> {
     fn event<'e>(&'e self, event: &'e str, repository: Option<&'e str>) -> Event<'e> {
         Event {
@@ -44,8 +51,52 @@ impl Audited<'_> {
             method: self.method,
             path: self.path,
             status: self.status,
+            auth: None,
+            user_agent: None,
+            previous: None,
+            rule: None,
         }
     }
+}
+
+/// Records an override of an immutable tag that the registry carried out (201 or 202).
+pub fn audit_overwrite(
+    audit: &Audit,
+    req: &Audited<'_>,
+    digest: Option<&str>,
+    overwrite: &Overwrite<'_>,
+) {
+    let (Some(ApiCall::Manifest(name)), 201 | 202) = (req.call, req.status) else {
+        return;
+    };
+    audit.record(&Event {
+        reference: Some(overwrite.tag),
+        digest,
+        previous: Some(overwrite.previous),
+        rule: Some(overwrite.rule),
+        ..req.event("tag-overwrite", Some(name))
+    });
+}
+
+/// Records a manifest fetched (`GET`, 200), with how the user authenticated and the
+/// digest the registry answered with.
+pub fn audit_pull(
+    audit: &Audit,
+    req: &Audited<'_>,
+    digest: Option<&str>,
+    auth: &str,
+    user_agent: Option<&str>,
+) {
+    let ("GET", 200, Some(ApiCall::Manifest(name))) = (req.method, req.status, req.call) else {
+        return;
+    };
+    audit.record(&Event {
+        reference: req.path.rsplit('/').next(),
+        digest,
+        auth: Some(auth),
+        user_agent,
+        ..req.event("pull", Some(name))
+    });
 }
 
 /// Records a manifest push (201 to `PUT .../manifests/REF`) or a delete (202 to `DELETE`).

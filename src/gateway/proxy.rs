@@ -17,6 +17,8 @@ use pingora::{Error, ErrorType};
 
 use crate::gateway::backends::{self, OpenRegistry, Pool};
 use crate::gateway::decide::{registry_params, Decision, Refusal, RequestFacts};
+use crate::gateway::guards::refuse_late;
+use crate::gateway::immutable::{BodyCheck, TagLocks};
 use crate::gateway::observe;
 use crate::gateway::respond::{failure_answer, read_form, write_answer, write_health, write_json};
 use crate::gateway::state::{Live, State};
@@ -46,31 +48,41 @@ pub struct Gateway {
     /// Whether the registry has no auth of its own, per the health check.
     pub open_registry: OpenRegistry,
     pub in_flight: InFlight,
+    /// One lock per immutable tag being pushed.
+    pub tag_locks: TagLocks,
 }
 
 /// Per-request state, from the first hook to the access log.
 pub struct RequestCtx {
-    started: Instant,
+    pub(super) started: Instant,
     /// The live state the whole request is decided on (a reload may land meanwhile).
-    live: Arc<Live>,
-    route: Endpoint,
+    pub(super) live: Arc<Live>,
+    pub(super) route: Endpoint,
     /// The registry API call a `/v2/` path is, parsed once.
-    call: Option<ApiCall>,
+    pub(super) call: Option<ApiCall>,
     /// The access decision of a `/v2/` request, recorded in `logging`.
-    decision: Option<Decision>,
+    pub(super) decision: Option<Decision>,
     /// Host the client addressed, and the forwarding headers for the backend.
-    host: Option<String>,
-    forwarding: Option<Forwarding>,
-    client_ip: Option<IpAddr>,
-    user: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) forwarding: Option<Forwarding>,
+    pub(super) client_ip: Option<IpAddr>,
+    pub(super) user: Option<String>,
     /// The request target the registry gets: the checked path and the query rebuilt from
     /// what the gateway parsed and authorized (see [`crate::registry::params`]).
-    upstream_target: Option<http::Uri>,
+    pub(super) upstream_target: Option<http::Uri>,
     /// What the client's `Connection` headers ask for (read in `early_request_filter`).
-    connection: crate::registry::hop_by_hop::ConnectionPlan,
+    pub(super) connection: crate::registry::hop_by_hop::ConnectionPlan,
     /// When the request went to the registry, for the latency histogram.
-    upstream_sent: Option<Instant>,
-    _in_flight: InFlightGuard,
+    pub(super) upstream_sent: Option<Instant>,
+    /// A manifest body held back for an immutable tag's digest check.
+    pub(super) body_check: Option<BodyCheck>,
+    /// The answer of a refusal decided while the body was read (sent by `fail_to_proxy`).
+    pub(super) late_refusal: Option<GatewayResponse>,
+    /// An immutable tag this request moves or deletes by an `overwrite` rule.
+    pub(super) overwrite: Option<(String, String, usize)>,
+    /// Held while a push of an immutable tag is checked and carried out.
+    pub(super) tag_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    pub(super) _in_flight: InFlightGuard,
 }
 
 impl Gateway {
@@ -166,7 +178,10 @@ impl Gateway {
             Err(refusal) => Some(refusal.answer.response(true)),
         };
         ctx.decision = Some(decision);
-        answer
+        match answer {
+            Some(answer) => Some(answer),
+            None => self.guard_tags(session, ctx).await,
+        }
     }
 
     /// Whether an allowed request is the version check the gateway answers itself: only
@@ -229,6 +244,10 @@ impl ProxyHttp for Gateway {
             upstream_target: None,
             connection: Default::default(),
             upstream_sent: None,
+            body_check: None,
+            late_refusal: None,
+            overwrite: None,
+            tag_lock: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -319,13 +338,24 @@ impl ProxyHttp for Gateway {
 
     /// Works around pingora 0.9.1 writing the chunked terminator twice (see
     /// [`pingora_fixes::drop_empty_final_chunk`]).
+    /// Holds back a manifest pushed to an existing immutable tag until its digest is known
+    /// (see [`BodyCheck`]).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        if let Some(check) = ctx.body_check.as_mut() {
+            match check.feed(body.take(), end_of_stream) {
+                Ok(out) => *body = out,
+                Err(answer) => {
+                    refuse_late(ctx, answer);
+                    return Err(Error::explain(ErrorType::HTTPStatus(403), "immutable tag"));
+                }
+            }
+        }
         pingora_fixes::drop_empty_final_chunk(body, end_of_stream);
         Ok(())
     }
@@ -401,6 +431,22 @@ impl ProxyHttp for Gateway {
                 client: ctx.client_ip,
             };
             observe::audit_write(&self.audit, &audited, digest);
+            if let Some((tag, previous, rule)) = &ctx.overwrite {
+                let overwrite = observe::Overwrite {
+                    tag,
+                    previous,
+                    rule: *rule,
+                };
+                observe::audit_overwrite(&self.audit, &audited, digest, &overwrite);
+            }
+            if self.state.boot.audit_pulls {
+                let auth = ctx.decision.as_ref().map_or("-", |d| d.method);
+                let agent = req
+                    .headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok());
+                observe::audit_pull(&self.audit, &audited, digest, auth, agent);
+            }
         }
         Ok(())
     }
@@ -427,6 +473,16 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some(answer) = ctx.late_refusal.take() {
+            session.set_keepalive(None);
+            if let Err(write_err) = write_answer(session, &answer).await {
+                tracing::debug!(error = %write_err, "could not send the refusal");
+            }
+            return FailToProxy {
+                error_code: answer.status.as_u16(),
+                can_reuse_downstream: false,
+            };
+        }
         let error_code = match failure_answer(e) {
             Some(err) => {
                 let response = err.response(ctx.route == Endpoint::RegistryApi);

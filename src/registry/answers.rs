@@ -39,6 +39,8 @@ pub enum GatewayError {
     Unauthorized { realm: String },
     /// Authenticated (or identified by certificate) but not allowed.
     Denied(&'static str),
+    /// A move or delete of an immutable tag; the message names the tag and the rule.
+    ImmutableTag(String),
     /// Too many failed logins from this address; try again after `retry_after` seconds.
     TooManyRequests { retry_after: u64 },
     /// Token authentication needed: 401 with a Bearer challenge. `scopes` are the scopes
@@ -103,7 +105,7 @@ pub struct GatewayResponse {
 
 impl GatewayError {
     /// Status, registry error code and message for this error.
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    fn parts(&self) -> (StatusCode, &'static str, &str) {
         match self {
             Self::BackendUnreachable => (
                 StatusCode::BAD_GATEWAY,
@@ -143,6 +145,7 @@ impl GatewayError {
                 "authentication required",
             ),
             Self::Denied(message) => (StatusCode::FORBIDDEN, "DENIED", message),
+            Self::ImmutableTag(message) => (StatusCode::FORBIDDEN, "DENIED", message),
             Self::BearerChallenge { .. } => (
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
@@ -310,6 +313,7 @@ mod tests {
             (GatewayError::BackendTimeout, 504, "UNAVAILABLE"),
             (GatewayError::Unavailable, 503, "UNAVAILABLE"),
             (GatewayError::DirectoryUnavailable, 503, "UNAVAILABLE"),
+            (GatewayError::ImmutableTag("x".into()), 403, "DENIED"),
             (GatewayError::NotFound, 404, "NOT_FOUND"),
             (
                 GatewayError::MethodNotAllowed("GET, HEAD"),

@@ -144,6 +144,7 @@ fn proxy_service(
         audit: Arc::clone(&parts.audit),
         pool: Arc::clone(&parts.pool),
         open_registry: parts.open_registry.clone(),
+        tag_locks: Default::default(),
     };
     let mut proxy = http_proxy(&server.configuration, gateway);
     let mut h2 = default_h2_options();

@@ -1,5 +1,6 @@
-//! The audit log: one JSON line per manifest push, per delete and per refused request, to a
-//! file or standard output, apart from the access log.
+//! The audit log: one JSON line per manifest push, per delete, per refused request, per
+//! override of an immutable tag and (with `pulls = true`) per manifest fetched, to a file or
+//! standard output, apart from the access log.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -13,7 +14,7 @@ use crate::clock::{format_time, unix_now};
 /// One audit event.
 #[derive(Debug, Serialize)]
 pub struct Event<'a> {
-    /// `push`, `delete` or `denied`.
+    /// `push`, `delete`, `denied`, `tag-overwrite` or `pull`.
     pub event: &'a str,
     pub repository: Option<&'a str>,
     /// The tag or digest in the request path.
@@ -25,6 +26,17 @@ pub struct Event<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
+    /// How the user authenticated (`basic`, `ldap`, `token`, ...), on pulls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<&'a str>,
+    /// On `tag-overwrite`: the digest the tag pointed to before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<&'a str>,
+    /// On `tag-overwrite`: the `[[acl.rules]]` rule that allowed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
 }
 
 /// Where audit lines go; `None` when `[audit]` is not configured.

@@ -12,6 +12,7 @@ mod deploy;
 mod engines;
 mod headers;
 mod idle_timeout;
+mod immutable;
 mod layers;
 mod ldap;
 mod lifecycle;
