@@ -29,7 +29,7 @@ pub enum Plan {
     /// Forward it as it is.
     Pass,
     /// Forward it, holding the body until its digest shows it is the manifest already there.
-    CheckBody(BodyCheck),
+    CheckBody(Box<BodyCheck>),
     /// An `overwrite` rule lets this principal move or delete the tag: forward, and audit
     /// the override with the digest the tag pointed to.
     Override {

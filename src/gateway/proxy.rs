@@ -75,7 +75,7 @@ pub struct RequestCtx {
     /// When the request went to the registry, for the latency histogram.
     pub(super) upstream_sent: Option<Instant>,
     /// A manifest body held back for an immutable tag's digest check.
-    pub(super) body_check: Option<BodyCheck>,
+    pub(super) body_check: Option<Box<BodyCheck>>,
     /// The answer of a refusal decided while the body was read (sent by `fail_to_proxy`).
     pub(super) late_refusal: Option<GatewayResponse>,
     /// An immutable tag this request moves or deletes by an `overwrite` rule.
