@@ -79,7 +79,7 @@ pub async fn plan(
                         "it exists and can only be pushed again with the same manifest",
                     );
                     BodyCheck::new(&previous, GatewayError::ImmutableTag(message))
-                        .map(Plan::CheckBody)
+                        .map(|check| Plan::CheckBody(Box::new(check)))
                 }
             },
         },
