@@ -3,7 +3,7 @@
 //!
 //! Layers, each using only those above it: [`problem`], [`clock`] and [`stats`] (vocabulary);
 //! [`registry`] (the registry protocol, pure); [`tls`] and [`auth`] (the two ways to prove
-//! who you are, and what a principal may do); [`config`] (the file turned into each domain's
+//! who you are, and what a principal may do) and [`events`] (webhooks for other systems); [`config`] (the file turned into each domain's
 //! settings); [`pingora_fixes`] (every workaround for what pingora lacks); [`gateway`] (one
 //! access decision per request and the pingora hooks that wire it); [`runtime`] (the shared
 //! state, reload, server, admin listener, metrics, audit and logs); [`cli`] (the commands).
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod gateway;
 pub mod pingora_fixes;
 pub mod problem;

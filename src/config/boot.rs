@@ -52,6 +52,7 @@ boot_settings! {
     admin: Option<SocketAddr> = "[admin]", |c| c.admin;
     audit: Option<PathBuf> = "[audit]", |c| c.audit.clone();
     audit_pulls: bool = "audit.pulls", |c| c.audit_pulls;
+    webhooks: Vec<crate::events::WebhookSettings> = "[[events.webhook]]", |c| c.webhooks.clone();
     tls_min_version: TlsVersion = "tls.min_version", |c| c.tls.min_version;
     client_auth: Option<(ClientAuthMode, UserFrom)> =
         "tls.client_auth (on/off, mode, user_from)",

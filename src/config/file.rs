@@ -40,6 +40,9 @@ pub struct FileConfig {
     pub admin: FileAdmin,
     /// The audit log. Default: none.
     pub audit: Option<FileAudit>,
+    /// Webhooks for other systems.
+    #[serde(default)]
+    pub events: FileEvents,
     /// Reload when the config file or a file it names changes (SIGHUP always reloads).
     /// Default `false`.
     #[serde(default)]
@@ -103,6 +106,56 @@ pub struct FileAcl {
     /// Tags that never move once they exist.
     #[serde(default)]
     pub immutable: Vec<FileImmutable>,
+}
+
+/// `[events]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileEvents {
+    #[serde(default)]
+    pub webhook: Vec<FileWebhook>,
+}
+
+/// `[[events.webhook]]`
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileWebhook {
+    /// In metrics and logs. Default `webhook-N`.
+    pub name: Option<String>,
+    /// Where events are POSTed (`https://`, or `http://` on a trusted network). Required.
+    pub url: Option<String>,
+    /// Which: `push`, `delete`, `pull`, `denied`, `tag-overwrite`. Default: all.
+    pub events: Option<Vec<String>>,
+    /// `cloudevents` (default) or `distribution`.
+    #[serde(default = "default_webhook_format")]
+    pub format: String,
+    /// HMAC-SHA256 key of the `X-Portcullis-Signature` header (or `secret_file`).
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    /// Seconds per attempt. Default 5.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: u64,
+    /// Attempts after the first. Default 5.
+    #[serde(default = "default_webhook_retries")]
+    pub max_retries: u32,
+    /// Events waiting at most; beyond, the oldest is dropped. Default 1000.
+    #[serde(default = "default_webhook_queue")]
+    pub queue: usize,
+    /// PEM CA certificates trusted for an `https://` receiver, besides the system's.
+    pub ca: Option<String>,
+}
+
+fn default_webhook_format() -> String {
+    "cloudevents".into()
+}
+fn default_webhook_timeout() -> u64 {
+    5
+}
+fn default_webhook_retries() -> u32 {
+    5
+}
+fn default_webhook_queue() -> usize {
+    1000
 }
 
 /// `[[acl.immutable]]`

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod auth;
 pub mod boot;
 pub mod env;
+mod events;
 pub mod file;
 mod file_auth;
 mod ldap;
@@ -94,6 +95,8 @@ pub struct Config {
     pub audit: Option<PathBuf>,
     /// `[audit] pulls`: manifest fetches are audited too.
     pub audit_pulls: bool,
+    /// `[[events.webhook]]`.
+    pub webhooks: Vec<crate::events::WebhookSettings>,
     /// Reload on changes to the config file or any file it names (`watch`).
     pub watch: bool,
     /// Every file the configuration names, for `watch`.
@@ -198,6 +201,10 @@ impl Config {
             }
             None => None,
         };
+        let webhooks = collect(
+            events::parse_webhooks(&file.events.webhook, base),
+            &mut problems,
+        );
         let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
         let auth = collect(
             auth::parse_auth(
@@ -262,6 +269,7 @@ impl Config {
                     admin: admin.flatten(),
                     audit,
                     audit_pulls: file.audit.as_ref().is_some_and(|a| a.pulls),
+                    webhooks: webhooks.unwrap_or_default(),
                     files,
                 })
             }

@@ -10,6 +10,7 @@ use pingora::proxy::Session;
 use super::backends;
 use super::decide::{Decision, Refusal};
 use super::immutable::{plan, Plan};
+use super::observe;
 use super::proxy::{Gateway, RequestCtx};
 use super::registry_client::RegistryClient;
 use crate::auth::immutable::is_digest;
@@ -98,4 +99,53 @@ pub(super) fn refuse_late(ctx: &mut RequestCtx, answer: GatewayError) {
     tracing::info!(user = ctx.user.as_deref().unwrap_or("-"), reason = ?answer, "push refused after reading the manifest");
     ctx.late_refusal = Some(answer.response(true));
     refuse(ctx, answer);
+}
+
+impl Gateway {
+    /// Queues the events a finished `/v2/` request makes for the webhooks that want them.
+    pub(super) fn emit_events(&self, session: &Session, status: u16, ctx: &RequestCtx) {
+        let Some(decision) = ctx.decision.as_ref().filter(|_| !self.events.is_off()) else {
+            return;
+        };
+        let req = session.req_header();
+        let header =
+            |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let (user, refused) = match &decision.verdict {
+            Ok(principal) => (principal.user.as_str(), false),
+            Err(Refusal {
+                audit_as: Some(user),
+                ..
+            }) => (user.as_str(), true),
+            Err(_) => return,
+        };
+        let media_type = match req.method.as_str() {
+            "PUT" => header(http::header::CONTENT_TYPE),
+            _ => ctx.answered.1.as_deref(),
+        };
+        let happened = observe::Happened {
+            req: observe::Audited {
+                call: ctx.call.as_ref(),
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                status,
+                user,
+                client: ctx.client_ip,
+            },
+            refused,
+            digest: ctx.answered.0.as_deref(),
+            auth: decision.method,
+            user_agent: header(http::header::USER_AGENT),
+            host: header(http::header::HOST).or(req.uri.authority().map(|a| a.as_str())),
+            media_type,
+            bytes_in: session.body_bytes_read() as u64,
+            bytes_out: session.body_bytes_sent() as u64,
+            overwrite: ctx
+                .overwrite
+                .as_ref()
+                .map(|(tag, previous, _)| (tag.as_str(), previous.as_str())),
+        };
+        for record in observe::records(&happened) {
+            self.events.emit(&record);
+        }
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use crate::auth::immutable::is_digest;
+use crate::events::{Kind, Record};
 use crate::registry::scope::ApiCall;
 use crate::registry::Endpoint;
 use crate::telemetry::audit::{Audit, Event};
@@ -127,6 +129,96 @@ pub fn audit_refusal(audit: &Audit, req: &Audited<'_>) {
         _ => None,
     };
     audit.record(&req.event("denied", repository));
+}
+
+/// What a finished request tells other systems (see [`records`]).
+pub struct Happened<'a> {
+    pub req: Audited<'a>,
+    /// Refused, and audited as `req.user`.
+    pub refused: bool,
+    /// The digest the registry answered with.
+    pub digest: Option<&'a str>,
+    pub auth: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub host: Option<&'a str>,
+    /// The manifest's media type: the request's for a push, the answer's for a pull.
+    pub media_type: Option<&'a str>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// An immutable tag moved or deleted by an `overwrite` rule: the tag and its previous
+    /// digest.
+    pub overwrite: Option<(&'a str, &'a str)>,
+}
+
+/// The events a finished request makes: a manifest push (201), a delete (202), a manifest
+/// fetched (200), a refusal, and an immutable tag's override.
+pub fn records(h: &Happened<'_>) -> Vec<Record> {
+    let r = &h.req;
+    let name = match r.call {
+        Some(
+            ApiCall::Manifest(n)
+            | ApiCall::Blob(n)
+            | ApiCall::Tags(n)
+            | ApiCall::UploadStart(n)
+            | ApiCall::UploadChunk(n)
+            | ApiCall::Referrers(n),
+        ) => Some(n.clone()),
+        _ => None,
+    };
+    let reference = r
+        .path
+        .rsplit('/')
+        .next()
+        .filter(|_| matches!(r.call, Some(ApiCall::Manifest(_))));
+    let base = Record {
+        kind: None,
+        user: r.user.to_string(),
+        auth: h.auth.to_string(),
+        client: r.client.map(|c| c.to_string()),
+        repository: name,
+        tag: reference.filter(|r| !is_digest(r)).map(str::to_string),
+        digest: h
+            .digest
+            .map(str::to_string)
+            .or_else(|| reference.filter(|r| is_digest(r)).map(str::to_string)),
+        size: None,
+        media_type: h.media_type.map(str::to_string),
+        previous: None,
+        method: r.method.to_string(),
+        path: r.path.to_string(),
+        status: r.status,
+        user_agent: h.user_agent.map(str::to_string),
+        host: h.host.map(str::to_string),
+    };
+    let with = |kind: Kind, size: Option<u64>| Record {
+        kind: Some(kind),
+        size,
+        ..base.clone()
+    };
+    let mut out = Vec::new();
+    if h.refused {
+        out.push(Record {
+            media_type: None,
+            ..with(Kind::Denied, None)
+        });
+        return out;
+    }
+    match (r.method, r.status, r.call) {
+        ("PUT", 201, Some(ApiCall::Manifest(_))) => out.push(with(Kind::Push, Some(h.bytes_in))),
+        ("DELETE", 202, Some(ApiCall::Manifest(_) | ApiCall::Blob(_))) => {
+            out.push(with(Kind::Delete, None))
+        }
+        ("GET", 200, Some(ApiCall::Manifest(_))) => out.push(with(Kind::Pull, Some(h.bytes_out))),
+        _ => return out,
+    }
+    if let (Some((tag, previous)), "PUT" | "DELETE") = (h.overwrite, r.method) {
+        out.push(Record {
+            tag: Some(tag.to_string()),
+            previous: Some(previous.to_string()),
+            ..with(Kind::TagOverwrite, None)
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ pub struct Gateway {
     pub in_flight: InFlight,
     /// One lock per immutable tag being pushed.
     pub tag_locks: TagLocks,
+    /// Webhooks.
+    pub events: Arc<crate::events::Events>,
 }
 
 /// Per-request state, from the first hook to the access log.
@@ -82,6 +84,8 @@ pub struct RequestCtx {
     pub(super) overwrite: Option<(String, String, usize)>,
     /// Held while a push of an immutable tag is checked and carried out.
     pub(super) tag_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The registry's `Docker-Content-Digest` and `Content-Type`, for events.
+    pub(super) answered: (Option<String>, Option<String>),
     pub(super) _in_flight: InFlightGuard,
 }
 
@@ -248,6 +252,7 @@ impl ProxyHttp for Gateway {
             late_refusal: None,
             overwrite: None,
             tag_lock: None,
+            answered: (None, None),
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -421,6 +426,13 @@ impl ProxyHttp for Gateway {
                 .headers
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok());
+            let content_type = response.headers.get(http::header::CONTENT_TYPE);
+            ctx.answered = (
+                digest.map(str::to_string),
+                content_type
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            );
             let user = ctx.user.as_deref().unwrap_or_default();
             let audited = observe::Audited {
                 call: ctx.call.as_ref(),
@@ -532,6 +544,7 @@ impl ProxyHttp for Gateway {
                 observe::audit_refusal(&self.audit, &audited);
             }
         }
+        self.emit_events(session, status, ctx);
         if self.state.boot.log.access {
             request_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }

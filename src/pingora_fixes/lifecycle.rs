@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
@@ -44,6 +44,9 @@ impl Drop for InFlightGuard {
 pub struct GracefulStop {
     pub in_flight: InFlight,
     pub grace_period: Duration,
+    /// Runs once nothing is in flight, before the exit, with the grace period's end (the
+    /// webhooks deliver what is queued).
+    pub before_exit: Arc<dyn Fn(Instant) + Send + Sync>,
 }
 
 #[async_trait]
@@ -67,17 +70,26 @@ impl ShutdownSignalWatch for GracefulStop {
             "stopping: no new connections; waiting for requests in flight"
         );
         let in_flight = self.in_flight.clone();
-        std::thread::spawn(move || exit_when_idle(&in_flight));
+        // pingora ends the process when the grace period is over; finish a second before.
+        let deadline = Instant::now() + self.grace_period.saturating_sub(Duration::from_secs(1));
+        let before_exit = Arc::clone(&self.before_exit);
+        std::thread::spawn(move || exit_when_idle(&in_flight, deadline, &*before_exit));
         ShutdownSignal::GracefulTerminate
     }
 }
 
-/// Polls the in-flight count and exits the process once it is zero.
-fn exit_when_idle(in_flight: &InFlight) {
+/// Polls the in-flight count and, once it is zero, runs `before_exit` and exits the
+/// process.
+fn exit_when_idle(
+    in_flight: &InFlight,
+    deadline: Instant,
+    before_exit: &(dyn Fn(Instant) + Send + Sync),
+) {
     // Give pingora a moment to close its listeners before the first look.
     std::thread::sleep(Duration::from_millis(200));
     loop {
         if in_flight.count() == 0 {
+            before_exit(deadline);
             tracing::info!("no requests in flight; exiting");
             std::process::exit(0);
         }

@@ -23,6 +23,8 @@ pub struct AdminApp {
     /// Read for the certificate gauges: what is served.
     pub state: Arc<State>,
     pub pool: Arc<Pool>,
+    /// The webhooks, for their delivery metrics.
+    pub events: Arc<crate::events::Events>,
 }
 
 #[async_trait]
@@ -56,6 +58,7 @@ impl AdminApp {
         if let Some(directory) = &self.state.live().access.authn.ldap {
             directory.render_metrics(&mut text);
         }
+        self.events.render_metrics(&mut text);
         text
     }
 

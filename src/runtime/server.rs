@@ -9,6 +9,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::gateway::backends::{self, OpenRegistry, Pool};
 use crate::gateway::decide::Access;
 use crate::gateway::proxy::Gateway;
@@ -39,6 +40,7 @@ struct Parts {
     live_tls: Arc<LiveTls>,
     metrics: Arc<Metrics>,
     audit: Arc<Audit>,
+    events: Arc<Events>,
     pool: Arc<Pool>,
     open_registry: OpenRegistry,
 }
@@ -84,6 +86,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
         in_flight: InFlight::default(),
         metrics,
         audit,
+        events: Arc::new(Events::start(&config.webhooks)),
         pool,
         open_registry,
     };
@@ -97,6 +100,7 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
             metrics: Arc::clone(&parts.metrics),
             state: Arc::clone(&parts.state),
             pool: Arc::clone(&parts.pool),
+            events: Arc::clone(&parts.events),
         };
         let mut admin = Service::new("admin".to_string(), app);
         admin.add_tcp(&addr.to_string());
@@ -111,9 +115,11 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    let events = Arc::clone(&parts.events);
     let stop = GracefulStop {
         in_flight: parts.in_flight.clone(),
         grace_period: config.grace_period,
+        before_exit: Arc::new(move |deadline| events.drain(deadline)),
     };
     server.run(RunArgs {
         shutdown_signal: Box::new(stop),
@@ -142,6 +148,7 @@ fn proxy_service(
         in_flight: parts.in_flight.clone(),
         metrics: Arc::clone(&parts.metrics),
         audit: Arc::clone(&parts.audit),
+        events: Arc::clone(&parts.events),
         pool: Arc::clone(&parts.pool),
         open_registry: parts.open_registry.clone(),
         tag_locks: Default::default(),

@@ -134,12 +134,7 @@ impl Metrics {
 }
 
 /// Escapes a Prometheus label value.
-pub fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+pub use crate::stats::escape_label as label;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod client_auth;
+pub mod http_client;
 pub mod settings;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod deploy;
 mod engines;
+mod events;
 mod headers;
 mod idle_timeout;
 mod immutable;

@@ -206,32 +206,7 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<String, String> {
 
 /// An HTTPS-only client trusting the system's CAs and `extra_roots`.
 fn agent(extra_roots: &[Vec<u8>]) -> Result<ureq::Agent, String> {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-    let system = rustls_native_certs::load_native_certs().unwrap_or_default();
-    let roots: Vec<Certificate<'static>> = system
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .chain(
-            extra_roots
-                .iter()
-                .map(|c| Certificate::from_der(c).to_owned()),
-        )
-        .collect();
-    if roots.is_empty() {
-        return Err("no CA certificates: the system has none and no ca file is given".into());
-    }
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::new_with_certs(&roots))
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .build();
-    Ok(ureq::Agent::config_builder()
-        .tls_config(tls)
-        .https_only(true)
-        .timeout_global(Some(FETCH_TIMEOUT))
-        .http_status_as_error(true)
-        .build()
-        .into())
+    crate::tls::http_client::agent(extra_roots, FETCH_TIMEOUT, true, true)
 }
 
 /// The signing keys of a JWKS document that Portcullis can use (RSA, and EC on P-256, for

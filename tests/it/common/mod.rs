@@ -10,6 +10,7 @@ pub mod engines;
 pub mod oci;
 pub mod oidc_issuer;
 pub mod podman;
+pub mod receiver;
 pub mod recorder;
 pub mod skopeo;
 pub mod slapd;
