@@ -132,3 +132,7 @@ pub fn parse_webhooks(
         false => Err(problems),
     }
 }
+
+#[cfg(test)]
+#[path = "governance_tests.rs"]
+mod tests;

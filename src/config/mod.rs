@@ -118,6 +118,13 @@ impl Config {
                     .to_string(),
             );
         }
+        if !self.acl.immutable.is_empty() && self.acl.rules.is_empty() {
+            warnings.push(
+                "acl.immutable: [acl] has no [[acl.rules]], so every request is refused; \
+                 add rules (e.g. users = [\"*\"]) to say who may pull and push"
+                    .to_string(),
+            );
+        }
         if self.auth.ldap.as_ref().is_some_and(|l| l.tls.is_none()) {
             warnings.push(
                 "auth.ldap.allow_insecure: directory passwords cross the network unencrypted; \

@@ -220,6 +220,18 @@ fn immutable_tags_cannot_be_deleted_by_tag_or_by_digest() {
         202,
         "a manifest only latest points to can go"
     );
+    let mut s = s;
+    s.stack.registry.stop();
+    let unasked = s.stack.request(
+        "DELETE",
+        "/v2/prod/app/manifests/v1",
+        &[&basic("dev:dev-pw")],
+    );
+    assert_eq!(
+        unasked.status, 502,
+        "the registry cannot be asked: fail closed"
+    );
+    assert_eq!(unasked.json()["errors"][0]["code"], "UNAVAILABLE");
 }
 
 #[test]
