@@ -153,7 +153,7 @@ impl Directory {
     /// Starts the client's thread; no connection is opened until the first login.
     pub fn start(settings: LdapSettings, cache: CredentialCache<Arc<LdapUser>>) -> Directory {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = client_thread(stopped)
+        let runtime = crate::background::runtime_thread("ldap", stopped)
             .map_err(|e| {
                 tracing::error!("LDAP logins will answer 503: cannot start the LDAP client: {e}")
             })
@@ -287,30 +287,6 @@ impl Directory {
             self.pool.idle()
         ));
     }
-}
-
-/// A thread running a small runtime until `stopped` fires (or its sender is dropped).
-fn client_thread(
-    stopped: tokio::sync::oneshot::Receiver<()>,
-) -> Result<tokio::runtime::Handle, String> {
-    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("ldap".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => return drop(handle_tx.send(Err(e.to_string()))),
-            };
-            let _ = handle_tx.send(Ok(runtime.handle().clone()));
-            runtime.block_on(async {
-                let _ = stopped.await;
-            });
-        })
-        .map_err(|e| e.to_string())?;
-    handle_rx.recv().map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]
