@@ -357,7 +357,7 @@ impl Acl {
             }
     }
 
-    fn is_about(&self, who: &Who, subject: &Subject<'_>) -> bool {
+    pub(super) fn is_about(&self, who: &Who, subject: &Subject<'_>) -> bool {
         let Some(user) = subject.user else {
             return who.anonymous;
         };

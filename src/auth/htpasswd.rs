@@ -88,6 +88,11 @@ impl HtpasswdDb {
     }
 
     /// Whether `user` has a line.
+    /// The user names.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
     pub fn has_user(&self, user: &str) -> bool {
         self.users.contains_key(user)
     }

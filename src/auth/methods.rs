@@ -37,6 +37,7 @@ impl Authenticator {
         };
         tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
         reservation.failed(guess);
+        self.share_failure(ip).await;
         Err(Failure::BadCredentials)
     }
 
@@ -60,6 +61,7 @@ impl Authenticator {
             Err(reason) => {
                 tracing::info!(client = %show(ip), user = %user, reason = %reason, "authentication failed");
                 reservation.failed(guess);
+                self.share_failure(ip).await;
                 Err(Failure::BadCredentials)
             }
         }
@@ -90,6 +92,7 @@ impl Authenticator {
                     Some(reservation) => reservation.failed(guess),
                     None => self.failed(ip),
                 }
+                self.share_failure(ip).await;
                 Err(Failure::BadCredentials)
             }
             Verdict::Busy => Err(Failure::Busy),
@@ -105,6 +108,9 @@ impl Authenticator {
         user: &str,
     ) -> Result<Reservation<'_>, Failure> {
         if let Some(retry_after) = ip.and_then(|ip| self.throttle.blocked_for(ip)) {
+            return Err(Failure::Throttled { retry_after });
+        }
+        if let Some(retry_after) = self.shared_block(ip).await {
             return Err(Failure::Throttled { retry_after });
         }
         if self.throttle.already_refused(ip, guess) {
@@ -142,6 +148,7 @@ impl Authenticator {
             Err(LdapFailure::Refused(reason)) => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
                 reservation.failed(guess);
+                self.share_failure(ip).await;
                 Err(Failure::DirectoryRefused)
             }
             Err(LdapFailure::Unavailable(reason)) => {
@@ -167,4 +174,26 @@ impl Authenticator {
             }
         }
     }
+
+    /// With shared state (Redis): whether the failures of `ip` counted by every replica
+    /// reached `max_failures`; then the seconds until their window ends.
+    async fn shared_block(&self, ip: Option<IpAddr>) -> Option<u64> {
+        let (max, _) = self.throttle.limits();
+        let ip = ip.filter(|_| max > 0 && self.store.is_shared())?;
+        let count = self.store.peek(&failure_key(ip)).await;
+        (count.value >= u64::from(max)).then(|| count.reset_in.as_secs().max(1))
+    }
+
+    /// Counts a failed login of `ip` for every replica (with shared state).
+    pub(super) async fn share_failure(&self, ip: Option<IpAddr>) {
+        let (max, window) = self.throttle.limits();
+        if let Some(ip) = ip.filter(|_| max > 0 && self.store.is_shared()) {
+            self.store.hit(&failure_key(ip), window).await;
+        }
+    }
+}
+
+/// The shared counter of an address's failed logins.
+fn failure_key(ip: IpAddr) -> String {
+    format!("fail:{}", super::limits::address_key(ip))
 }

@@ -15,6 +15,7 @@ pub mod htpasswd;
 pub mod immutable;
 pub mod jwt_crypto;
 pub mod ldap;
+pub mod limits;
 mod methods;
 pub mod oidc;
 pub mod passwords;
@@ -208,23 +209,41 @@ pub struct Authenticator {
     pub certificates: bool,
     pub require: Require,
     pub throttle: Throttle,
+    /// Counters shared by replicas (failed logins; limits and revocations use it too).
+    pub store: Arc<crate::store::Store>,
 }
 
 impl Authenticator {
     /// The methods `auth` asks for (client certificates when `certificates`), with fresh
     /// cache and throttle state.
-    pub fn new(auth: &settings::AuthConfig, certificates: bool) -> Self {
+    pub fn new(
+        auth: &settings::AuthConfig,
+        certificates: bool,
+        store: Arc<crate::store::Store>,
+    ) -> Self {
+        let revoke = |store: &Arc<crate::store::Store>| {
+            let store = Arc::clone(store);
+            move |user: &str| revoke_refresh_tokens(&store, user)
+        };
         let basic = auth.htpasswd.as_ref().map(|h| BasicAuth {
             checker: PasswordChecker::new(
                 h.path.clone(),
                 h.db.clone(),
                 cache::CredentialCache::new(auth.cache_ttl, auth.cache_capacity),
                 h.workers,
-            ),
+            )
+            .on_removed(revoke(&store)),
         });
         let robots = auth.robots.as_ref().map(|r| {
             let parse = |text: &str| RobotsDb::parse(text).map_err(|e| e.join("; "));
-            WatchedFile::new(r.path.clone(), "robots file", r.db.clone(), parse)
+            let gone = revoke(&store);
+            WatchedFile::new(r.path.clone(), "robots file", r.db.clone(), parse).on_change(
+                move |old: &RobotsDb, new: &RobotsDb| {
+                    old.robots()
+                        .filter(|r| new.get(&r.name).is_none())
+                        .for_each(|r| gone(&format!("{}{}", robots::USER_PREFIX, r.name)))
+                },
+            )
         });
         let oidc = (!auth.oidc.is_empty()).then(|| oidc::Oidc::new(&auth.oidc));
         let ldap = auth.ldap.as_ref().map(|settings| {
@@ -240,6 +259,7 @@ impl Authenticator {
             certificates,
             require: auth.require,
             throttle: Throttle::new(auth.throttle_max_failures, auth.throttle_window),
+            store,
         }
     }
 
@@ -280,6 +300,7 @@ impl Authenticator {
             Err(why) => {
                 tracing::info!(client = %show(attempt.client_ip), reason = %why, "authentication failed");
                 self.failed(attempt.client_ip);
+                self.share_failure(attempt.client_ip).await;
                 return Err(Failure::BadCredentials);
             }
         };
@@ -323,6 +344,7 @@ impl Authenticator {
             (None, None) => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = "not a robot, and no htpasswd or directory users are configured", "authentication failed");
                 self.failed(ip);
+                self.share_failure(ip).await;
                 Err(Failure::BadCredentials)
             }
         }
@@ -337,6 +359,13 @@ impl Authenticator {
     ) -> Option<Result<Principal, Failure>> {
         let oidc = self.oidc.as_ref()?;
         Some(self.check_oidc(oidc, token, None, ip).await)
+    }
+
+    /// Whether `user`'s refresh tokens issued at `issued` (Unix seconds) were revoked (the
+    /// user or robot was removed, on any replica sharing the state).
+    pub async fn is_revoked(&self, user: &str, issued: u64) -> bool {
+        let revoked = self.store.get(&revocation_key(user)).await;
+        revoked.is_some_and(|at| issued as i64 <= at)
     }
 
     /// Whether robot `name` exists and has not expired (a refresh token's re-check).
@@ -358,6 +387,19 @@ impl Authenticator {
             self.throttle.record_failure(ip);
         }
     }
+}
+
+/// How long a revocation is kept: longer than any refresh token lives.
+const REVOCATION_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
+
+fn revocation_key(user: &str) -> String {
+    format!("revoked:{user}")
+}
+
+/// Revokes the refresh tokens `user` holds now, here and for every replica sharing state.
+fn revoke_refresh_tokens(store: &crate::store::Store, user: &str) {
+    tracing::info!(user, "removed: revoking their refresh tokens");
+    store.set_detached(&revocation_key(user), clock_now(), REVOCATION_TTL);
 }
 
 fn clock_now() -> i64 {

@@ -47,6 +47,8 @@ pub struct PasswordChecker {
     generation: AtomicU64,
     /// The per-process random key of [`Guess`] fingerprints.
     guess_key: RandomState,
+    /// Told of each user a new file no longer has (to revoke their refresh tokens).
+    on_removed: Option<Box<dyn Fn(&str) + Send + Sync>>,
 }
 
 impl PasswordChecker {
@@ -62,7 +64,14 @@ impl PasswordChecker {
             waiting: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             guess_key: RandomState::new(),
+            on_removed: None,
         }
+    }
+
+    /// Calls `hook` with each user a changed file no longer has.
+    pub fn on_removed(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_removed = Some(Box::new(hook));
+        self
     }
 
     /// Whether `user` is in the current htpasswd file.
@@ -172,6 +181,11 @@ impl PasswordChecker {
             return;
         }
         tracing::info!(path = %self.path.display(), users = new.len(), "htpasswd file changed; reloaded");
+        if let Some(hook) = &self.on_removed {
+            db.0.users()
+                .filter(|u| !new.has_user(u))
+                .for_each(|u| hook(u));
+        }
         db.0 = Arc::new(new);
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.clear();

@@ -40,6 +40,7 @@ fn authenticator(
         certificates,
         require,
         throttle: Throttle::new(max_failures, Duration::from_secs(60)),
+        store: std::sync::Arc::new(crate::store::Store::memory()),
     };
     (auth, dir)
 }
@@ -220,6 +221,7 @@ fn certificate_only_and_no_auth() {
         certificates: true,
         require: Require::All,
         throttle: Throttle::new(0, Duration::from_secs(1)),
+        store: std::sync::Arc::new(crate::store::Store::memory()),
     };
     let id = cert(Some("bob"));
     assert_eq!(
@@ -237,6 +239,7 @@ fn certificate_only_and_no_auth() {
         certificates: false,
         require: Require::All,
         throttle: Throttle::new(0, Duration::from_secs(1)),
+        store: std::sync::Arc::new(crate::store::Store::memory()),
     };
     assert_eq!(
         run(open.authenticate(attempt(None, None))).unwrap().method,
@@ -287,6 +290,7 @@ fn robot_authenticator(dir: &std::path::Path) -> (Authenticator, String, String)
         certificates: false,
         require: Require::All,
         throttle: Throttle::new(3, Duration::from_secs(60)),
+        store: std::sync::Arc::new(crate::store::Store::memory()),
     };
     (auth, ci_secret, old_secret)
 }

@@ -143,6 +143,11 @@ impl Drop for Reservation<'_> {
 }
 
 impl Throttle {
+    /// Failures allowed per window (0: throttling off), and the window.
+    pub fn limits(&self) -> (u32, Duration) {
+        (self.max_failures, self.window)
+    }
+
     /// `max_failures` 0 disables throttling.
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {

@@ -249,13 +249,13 @@ impl Signer {
         &self,
         token: &str,
         own: &TrustedKey,
-    ) -> Result<(String, Option<String>), TokenError> {
+    ) -> Result<(String, Option<String>, u64), TokenError> {
         let verifier = Verifier {
             service: refresh_audience(&self.service),
             keys: vec![own.clone()],
         };
         let claims = verifier.claims(token)?;
-        Ok((claims.sub, claims.auth_method))
+        Ok((claims.sub, claims.auth_method, claims.iat))
     }
 
     fn claims(

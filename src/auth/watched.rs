@@ -27,7 +27,11 @@ pub struct WatchedFile<T> {
     parse: fn(&str) -> Result<T, String>,
     state: RwLock<(Arc<T>, Stamp)>,
     last_look: Mutex<Instant>,
+    /// Told of every change (old, new): revoking removed robots' refresh tokens.
+    on_change: Option<ChangeHook<T>>,
 }
+
+type ChangeHook<T> = Box<dyn Fn(&T, &T) + Send + Sync>;
 
 impl<T: PartialEq> WatchedFile<T> {
     /// `initial` is the file's content as validated at start-up.
@@ -44,6 +48,7 @@ impl<T: PartialEq> WatchedFile<T> {
             parse,
             state: RwLock::new((Arc::new(initial), seen)),
             last_look: Mutex::new(Instant::now()),
+            on_change: None,
         }
     }
 
@@ -53,11 +58,20 @@ impl<T: PartialEq> WatchedFile<T> {
         Arc::clone(&self.state.read().unwrap_or_else(|e| e.into_inner()).0)
     }
 
+    /// Calls `hook` with the old and the new content whenever it changes.
+    pub fn on_change(mut self, hook: impl Fn(&T, &T) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Box::new(hook));
+        self
+    }
+
     /// Uses `new` from now on (a configuration reload, which read and validated the file).
     pub fn install(&self, new: T) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if *state.0 != new {
             tracing::info!(path = %self.path.display(), "{} changed; reloaded", self.what);
+            if let Some(hook) = &self.on_change {
+                hook(&state.0, &new);
+            }
             state.0 = Arc::new(new);
         }
     }

@@ -84,6 +84,19 @@ pub fn run(args: &ExplainArgs) -> Result<(), String> {
         (None, None, Some(user)) => format!("user {user}"),
         (None, None, None) => "anonymous".to_string(),
     };
+    match config.limits.pull_limit(&config.acl, &subject) {
+        Some(limit) => println!(
+            "limits: {who}'s manifest GETs count against {}",
+            limit.describe()
+        ),
+        None if !config.limits.pulls.is_empty() => {
+            println!("limits: no pull limit applies to {who}")
+        }
+        None => {}
+    }
+    if let (Some(max), Some(_)) = (config.limits.max_concurrent_uploads, subject.user) {
+        println!("limits: at most {max} upload requests of {who} at once");
+    }
     let mut all_allowed = true;
     for request in &args.requests {
         let scopes = scopes_of_request(request)?;

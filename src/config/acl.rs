@@ -134,7 +134,7 @@ fn parse_immutable(files: &[FileImmutable], problems: &mut Vec<Problem>) -> Vec<
     rules
 }
 
-fn parse_rule(
+pub(super) fn parse_rule(
     number: usize,
     key: &str,
     rule: &FileRule,

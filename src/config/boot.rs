@@ -53,6 +53,8 @@ boot_settings! {
     audit: Option<PathBuf> = "[audit]", |c| c.audit.clone();
     audit_pulls: bool = "audit.pulls", |c| c.audit_pulls;
     webhooks: Vec<crate::events::WebhookSettings> = "[[events.webhook]]", |c| c.webhooks.clone();
+    state: crate::store::StateSettings = "[state]", |c| c.state.clone();
+    max_connections: Option<u32> = "limits.max_connections", |c| c.limits.max_connections;
     tls_min_version: TlsVersion = "tls.min_version", |c| c.tls.min_version;
     client_auth: Option<(ClientAuthMode, UserFrom)> =
         "tls.client_auth (on/off, mode, user_from)",

@@ -80,6 +80,15 @@ const KEYS: &[(&str, Kind)] = &[
     ("admin.listen", Text),
     ("audit.path", Text),
     ("audit.pulls", Boolean),
+    ("state.backend", Text),
+    ("state.url", Text),
+    ("state.password", Text),
+    ("state.password_file", Text),
+    ("state.prefix", Text),
+    ("state.timeout_ms", Integer),
+    ("state.ca", Text),
+    ("limits.max_concurrent_uploads", Integer),
+    ("limits.max_connections", Integer),
 ];
 
 /// Prefix of override variables.

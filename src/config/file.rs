@@ -43,6 +43,12 @@ pub struct FileConfig {
     /// Webhooks for other systems.
     #[serde(default)]
     pub events: FileEvents,
+    /// Where counters shared by replicas live.
+    #[serde(default)]
+    pub state: FileState,
+    /// Rate limits.
+    #[serde(default)]
+    pub limits: FileLimits,
     /// Reload when the config file or a file it names changes (SIGHUP always reloads).
     /// Default `false`.
     #[serde(default)]
@@ -106,6 +112,102 @@ pub struct FileAcl {
     /// Tags that never move once they exist.
     #[serde(default)]
     pub immutable: Vec<FileImmutable>,
+}
+
+/// `[state]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileState {
+    /// `"memory"` (default: this process only) or `"redis"`.
+    #[serde(default = "default_state_backend")]
+    pub backend: String,
+    /// `redis://HOST[:PORT][/DB]` or `rediss://` (TLS). Required for `"redis"`.
+    pub url: Option<String>,
+    /// Its password (or `password_file`, or `PORTCULLIS_STATE_PASSWORD`).
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    /// Prefix of every key. Default `"portcullis:"`.
+    #[serde(default = "default_state_prefix")]
+    pub prefix: String,
+    /// Milliseconds a Redis call may take before the replica counts locally. Default 200.
+    #[serde(default = "default_state_timeout")]
+    pub timeout_ms: u64,
+    /// PEM CA certificates for `rediss://`, instead of the system's.
+    pub ca: Option<String>,
+}
+
+fn default_state_backend() -> String {
+    "memory".into()
+}
+fn default_state_prefix() -> String {
+    "portcullis:".into()
+}
+fn default_state_timeout() -> u64 {
+    200
+}
+
+impl Default for FileState {
+    fn default() -> Self {
+        FileState {
+            backend: default_state_backend(),
+            url: None,
+            password: None,
+            password_file: None,
+            prefix: default_state_prefix(),
+            timeout_ms: default_state_timeout(),
+            ca: None,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// Upload requests one user may have in progress at once. Default: no limit.
+    pub max_concurrent_uploads: Option<u32>,
+    /// TLS connections one client address may hold at once. Default: no limit.
+    pub max_connections: Option<u32>,
+    #[serde(default)]
+    pub pulls: Vec<FilePullLimit>,
+}
+
+/// `[[limits.pulls]]`
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FilePullLimit {
+    pub comment: Option<String>,
+    /// Who it counts, as in `[[acl.rules]]`: users, groups, certificates, robots, oidc,
+    /// anonymous. Required.
+    pub who: Option<FileWho>,
+    /// `"address"` (default) or `"user"`.
+    #[serde(default = "default_per")]
+    pub per: String,
+    /// Manifest GETs allowed per window. Required.
+    pub count: Option<u64>,
+    /// `6h`, `30m`, `1d`, `90s`. Required.
+    pub window: Option<String>,
+}
+
+fn default_per() -> String {
+    "address".into()
+}
+
+/// `who = {...}` of a limit.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileWho {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    #[serde(default)]
+    pub robots: Vec<String>,
+    pub oidc: Option<FileOidcMatch>,
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// `[events]`

@@ -12,6 +12,7 @@ mod events;
 pub mod file;
 mod file_auth;
 mod ldap;
+mod limits;
 pub mod oidc;
 mod parse;
 pub mod token;
@@ -97,6 +98,10 @@ pub struct Config {
     pub audit_pulls: bool,
     /// `[[events.webhook]]`.
     pub webhooks: Vec<crate::events::WebhookSettings>,
+    /// `[state]`: where counters shared by replicas live.
+    pub state: crate::store::StateSettings,
+    /// `[limits]`.
+    pub limits: crate::auth::limits::Limits,
     /// Reload on changes to the config file or any file it names (`watch`).
     pub watch: bool,
     /// Every file the configuration names, for `watch`.
@@ -212,6 +217,27 @@ impl Config {
             events::parse_webhooks(&file.events.webhook, base),
             &mut problems,
         );
+        let state = collect(limits::parse_state(&file.state, base), &mut problems);
+        let issuers: Vec<&str> = file
+            .auth
+            .oidc
+            .iter()
+            .filter_map(|o| o.name.as_deref())
+            .collect();
+        let acl_groups = file
+            .acl
+            .as_ref()
+            .map(|a| a.groups.clone())
+            .unwrap_or_default();
+        let rate_limits = collect(
+            limits::parse_limits(
+                &file.limits,
+                &acl_groups,
+                &issuers,
+                file.auth.ldap.is_some(),
+            ),
+            &mut problems,
+        );
         let client_auth_file = file.tls.as_ref().and_then(|t| t.client_auth.as_ref());
         let auth = collect(
             auth::parse_auth(
@@ -277,6 +303,8 @@ impl Config {
                     audit,
                     audit_pulls: file.audit.as_ref().is_some_and(|a| a.pulls),
                     webhooks: webhooks.unwrap_or_default(),
+                    state: state.unwrap_or(crate::store::StateSettings::Memory),
+                    limits: rate_limits.unwrap_or_default(),
                     files,
                 })
             }

@@ -52,6 +52,8 @@ pub struct Access {
     /// Shared across reloads, so throttle and cache state survive them.
     pub authn: Arc<Authenticator>,
     pub acl: Acl,
+    /// `[limits]`.
+    pub limits: crate::auth::limits::Limits,
     pub token: Option<TokenConfig>,
     basic_realm: Option<String>,
     /// Whether any credentials can be presented (then `/v2/` challenges anonymous clients).
@@ -104,6 +106,7 @@ impl Access {
             Arc::new(Authenticator::new(
                 &config.auth,
                 config.tls.client_auth.is_some(),
+                Arc::new(crate::store::Store::new(&config.state)),
             )),
         )
     }
@@ -121,6 +124,7 @@ impl Access {
             basic_realm,
             authn,
             acl: config.acl.clone(),
+            limits: config.limits.clone(),
             token: config.auth.token.clone(),
             credentials_matter,
         }
@@ -327,10 +331,14 @@ impl Access {
                 None => Err(basic_challenge),
             },
             GrantKind::Refresh(refresh) => {
-                let (user, method) = token
+                let (user, method, issued) = token
                     .signer
                     .check_refresh_token(refresh, &token.own_key)
                     .map_err(|_| GatewayError::TokenRequest(OAuthError::InvalidGrant))?;
+                if self.authn.is_revoked(&user, issued).await {
+                    tracing::info!(client = %show(req.client_ip), user = %user, "refresh token refused: revoked (the user or robot was removed)");
+                    return Err(GatewayError::TokenRequest(OAuthError::InvalidGrant));
+                }
                 if method.as_deref() == Some(LDAP) {
                     return self.recheck_directory_user(&user, basic_challenge).await;
                 }

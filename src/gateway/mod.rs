@@ -5,6 +5,7 @@ pub mod backends;
 pub mod decide;
 mod guards;
 pub mod immutable;
+mod limiting;
 pub mod observe;
 pub mod proxy;
 pub mod registry_client;

@@ -86,6 +86,10 @@ pub struct RequestCtx {
     pub(super) tag_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// The registry's `Docker-Content-Digest` and `Content-Type`, for events.
     pub(super) answered: (Option<String>, Option<String>),
+    /// `RateLimit-Limit` and `RateLimit-Remaining` for the answer, under a pull limit.
+    pub(super) rate_headers: Option<(String, String)>,
+    /// The shared counter of the user's uploads in progress this request counts in.
+    pub(super) upload_slot: Option<String>,
     pub(super) _in_flight: InFlightGuard,
 }
 
@@ -182,7 +186,10 @@ impl Gateway {
             Err(refusal) => Some(refusal.answer.response(true)),
         };
         ctx.decision = Some(decision);
-        match answer {
+        if answer.is_some() {
+            return answer;
+        }
+        match self.limit(session, ctx).await {
             Some(answer) => Some(answer),
             None => self.guard_tags(session, ctx).await,
         }
@@ -253,6 +260,8 @@ impl ProxyHttp for Gateway {
             overwrite: None,
             tag_lock: None,
             answered: (None, None),
+            rate_headers: None,
+            upload_slot: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -418,6 +427,10 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<()> {
         if ctx.route == Endpoint::RegistryApi {
             response.insert_header(API_VERSION_HEADER, API_VERSION)?;
+            if let Some((limit, remaining)) = ctx.rate_headers.take() {
+                response.insert_header("RateLimit-Limit", limit)?;
+                response.insert_header("RateLimit-Remaining", remaining)?;
+            }
             if let Some(sent) = ctx.upstream_sent.take() {
                 self.metrics.upstream_latency(sent.elapsed());
             }
@@ -545,6 +558,7 @@ impl ProxyHttp for Gateway {
             }
         }
         self.emit_events(session, status, ctx);
+        self.release_upload_slot(ctx).await;
         if self.state.boot.log.access {
             request_log::log_request(session, e, ctx.client_ip, ctx.user.as_deref(), ctx.started);
         }

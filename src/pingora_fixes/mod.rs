@@ -14,6 +14,7 @@
 //! - `tls/mod.rs`: pingora's certificate loader panics on a bad file; certificates are
 //!   loaded and checked here and pingora gets a resolver.
 
+pub mod conn_limit;
 pub mod lifecycle;
 pub mod stall;
 

@@ -72,13 +72,16 @@ fn show_peer(socket: Option<&SocketDigest>) -> String {
 pub struct WatchedApp<A> {
     inner: Arc<A>,
     idle: Duration,
+    /// `limits.max_connections`, when set.
+    limit: Option<Arc<super::conn_limit::ConnectionLimit>>,
 }
 
 impl<A> WatchedApp<A> {
-    pub fn new(inner: A, idle: Duration) -> Self {
+    pub fn new(inner: A, idle: Duration, max_connections: Option<u32>) -> Self {
         Self {
             inner: Arc::new(inner),
             idle,
+            limit: max_connections.map(super::conn_limit::ConnectionLimit::new),
         }
     }
 
@@ -99,7 +102,27 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for WatchedApp<A> {
         let stream: Stream = if stream.as_any().is::<Watched>() {
             stream
         } else {
-            Box::new(Watched::new(stream, self.idle))
+            let mut watched = Watched::new(stream, self.idle);
+            if let Some(limit) = &self.limit {
+                let ip = watched
+                    .socket
+                    .as_ref()
+                    .and_then(|s| s.peer_addr())
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip());
+                match ip.map(|ip| limit.take(ip)) {
+                    Some(None) => {
+                        tracing::info!(client = %show_peer(watched.socket.as_deref()), "connection refused: limits.max_connections reached for this address");
+                        if let Some(metrics) = crate::telemetry::metrics::global() {
+                            metrics.limited("connections".into());
+                        }
+                        return None;
+                    }
+                    Some(slot) => watched.slot = slot,
+                    None => {}
+                }
+            }
+            Box::new(watched)
         };
         self.inner.process_new(stream, shutdown).await
     }
@@ -117,6 +140,8 @@ pub struct Watched {
     socket: Option<Arc<SocketDigest>>,
     /// The latest blocked send's stall, if any.
     stall: Option<Stall>,
+    /// This connection's place under `limits.max_connections`.
+    slot: Option<super::conn_limit::Slot>,
 }
 
 #[derive(Debug)]
@@ -137,6 +162,7 @@ impl Watched {
             idle,
             socket,
             stall: None,
+            slot: None,
         }
     }
 

@@ -43,6 +43,13 @@ pub enum GatewayError {
     ImmutableTag(String),
     /// Too many failed logins from this address; try again after `retry_after` seconds.
     TooManyRequests { retry_after: u64 },
+    /// A rate limit (`[limits]`) is reached; `rate` is the `RateLimit-Limit` and
+    /// `RateLimit-Remaining` values, when a pull limit.
+    RateLimited {
+        message: String,
+        retry_after: u64,
+        rate: Option<(String, String)>,
+    },
     /// Token authentication needed: 401 with a Bearer challenge. `scopes` are the scopes
     /// the request needs (none for `/v2/`); `error` says what was wrong with a token that
     /// was presented.
@@ -162,6 +169,9 @@ impl GatewayError {
                 "TOOMANYREQUESTS",
                 "too many failed login attempts; try again later",
             ),
+            Self::RateLimited { message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", message)
+            }
         }
     }
 
@@ -221,6 +231,15 @@ impl GatewayError {
             Self::DirectoryUnavailable => headers.push(("Retry-After", "5".to_string())),
             Self::TooManyRequests { retry_after } => {
                 headers.push(("Retry-After", retry_after.to_string()))
+            }
+            Self::RateLimited {
+                retry_after, rate, ..
+            } => {
+                headers.push(("Retry-After", retry_after.to_string()));
+                if let Some((limit, remaining)) = rate {
+                    headers.push(("RateLimit-Limit", limit.clone()));
+                    headers.push(("RateLimit-Remaining", remaining.clone()));
+                }
             }
             Self::BearerChallenge {
                 realm,

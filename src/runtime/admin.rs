@@ -59,6 +59,12 @@ impl AdminApp {
             directory.render_metrics(&mut text);
         }
         self.events.render_metrics(&mut text);
+        self.state
+            .live()
+            .access
+            .authn
+            .store
+            .render_metrics(&mut text);
         text
     }
 

@@ -158,7 +158,7 @@ fn proxy_service(
     h2.initial_window_size(H2_STREAM_WINDOW);
     h2.initial_connection_window_size(H2_CONNECTION_WINDOW);
     proxy.h2_options = Some(h2);
-    let app = WatchedApp::new(proxy, config.timeouts.idle);
+    let app = WatchedApp::new(proxy, config.timeouts.idle, config.limits.max_connections);
     let mut service = Service::new("portcullis".to_string(), app);
     for addr in &config.listen {
         let settings = tls::listener_settings(&parts.live_tls).map_err(|e| format!("tls: {e}"))?;

@@ -96,6 +96,11 @@ impl Store {
         Store::new(&StateSettings::Memory)
     }
 
+    /// Whether counters are shared with other replicas (Redis configured).
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// Counts one more in `key`'s window (a new window of `window` starts when none runs).
     pub async fn hit(&self, key: &str, window: Duration) -> Count {
         if let Some(redis) = self.usable() {
@@ -132,6 +137,15 @@ impl Store {
         self.local.set(key, value, ttl);
         if let Some(redis) = self.usable() {
             self.shared(redis.set(key, value, ttl)).await;
+        }
+    }
+
+    /// Like [`Store::set`], without waiting for Redis (from code that cannot wait: a file
+    /// re-read on the request path or by the reload thread).
+    pub fn set_detached(&self, key: &str, value: i64, ttl: Duration) {
+        self.local.set(key, value, ttl);
+        if let Some(redis) = &self.redis {
+            redis.set_detached(key, value, ttl);
         }
     }
 

@@ -131,6 +131,27 @@ impl Redis {
             .map(|_| ())
     }
 
+    /// Sets `key` on the client's thread, not waiting for the answer (failures are logged).
+    pub fn set_detached(&self, key: &str, value: i64, ttl: Duration) {
+        let Some(runtime) = &self.runtime else { return };
+        let (shared, key) = (Arc::clone(&self.shared), self.key(key));
+        runtime.spawn(async move {
+            let call = async {
+                let mut manager = shared.manager().await?;
+                redis::Script::new("redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
+                    .key(key)
+                    .arg(value)
+                    .arg(ttl.as_millis().max(1) as i64)
+                    .invoke_async::<i64>(&mut manager)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            if let Err(e) = call.await {
+                tracing::warn!("shared state: a revocation did not reach Redis: {e}");
+            }
+        });
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<i64>, String> {
         self.eval("return redis.call('GET', KEYS[1])", key, vec![])
             .await

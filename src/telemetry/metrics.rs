@@ -28,6 +28,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16, &'static str), u64>>,
     auth: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
+    limited: Mutex<BTreeMap<String, u64>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     upstream_latency: crate::stats::Histogram,
@@ -65,6 +66,12 @@ impl Metrics {
         bump(&self.auth, (method, outcome));
     }
 
+    /// A request (or connection) refused by a rate limit: `pulls:N`, `uploads`,
+    /// `connections`.
+    pub fn limited(&self, limit: String) {
+        bump(&self.limited, limit);
+    }
+
     /// A failed TLS handshake, by reason.
     pub fn handshake_failure(&self, reason: &'static str) {
         bump(&self.handshake_failures, reason);
@@ -93,6 +100,15 @@ impl Metrics {
                 out,
                 "portcullis_auth_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}"
             );
+        }
+        out.push_str("# HELP portcullis_limited_total Requests and connections refused by a rate limit, by limit.\n# TYPE portcullis_limited_total counter\n");
+        for (limit, n) in self
+            .limited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "portcullis_limited_total{{limit=\"{limit}\"}} {n}");
         }
         out.push_str("# HELP portcullis_tls_handshake_failures_total Failed TLS handshakes, by reason.\n# TYPE portcullis_tls_handshake_failures_total counter\n");
         for (reason, n) in self

@@ -247,6 +247,7 @@ fn bad_tokens_are_throttled_like_passwords() {
         certificates: false,
         require: Require::All,
         throttle: Throttle::new(3, Duration::from_secs(60)),
+        store: std::sync::Arc::new(crate::store::Store::memory()),
     };
     let header = |token: &str| {
         format!(
