@@ -17,6 +17,7 @@ mod immutable;
 mod layers;
 mod ldap;
 mod lifecycle;
+mod limits;
 mod oidc;
 mod operations;
 mod python_dxf;

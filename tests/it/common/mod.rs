@@ -12,6 +12,7 @@ pub mod oidc_issuer;
 pub mod podman;
 pub mod receiver;
 pub mod recorder;
+pub mod redis;
 pub mod skopeo;
 pub mod slapd;
 pub mod tokens;
