@@ -35,6 +35,9 @@ pub enum Verdict {
     Busy,
 }
 
+/// Told of a user a new htpasswd file no longer has.
+type RemovalHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// The htpasswd users and everything needed to check them quickly and safely.
 pub struct PasswordChecker {
     path: PathBuf,
@@ -48,7 +51,7 @@ pub struct PasswordChecker {
     /// The per-process random key of [`Guess`] fingerprints.
     guess_key: RandomState,
     /// Told of each user a new file no longer has (to revoke their refresh tokens).
-    on_removed: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    on_removed: Option<RemovalHook>,
 }
 
 impl PasswordChecker {
@@ -182,9 +185,7 @@ impl PasswordChecker {
         }
         tracing::info!(path = %self.path.display(), users = new.len(), "htpasswd file changed; reloaded");
         if let Some(hook) = &self.on_removed {
-            db.0.users()
-                .filter(|u| !new.has_user(u))
-                .for_each(|u| hook(u));
+            db.0.users().filter(|u| !new.has_user(u)).for_each(hook);
         }
         db.0 = Arc::new(new);
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -2,6 +2,7 @@
 //! ([`observe`]), and the pingora hooks that wire them ([`proxy`]).
 
 pub mod backends;
+mod checks;
 pub mod decide;
 mod guards;
 pub mod immutable;

@@ -16,22 +16,21 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use crate::gateway::backends::{self, OpenRegistry, Pool};
-use crate::gateway::decide::{registry_params, Decision, Refusal, RequestFacts};
+use crate::gateway::decide::{Decision, Refusal, RequestFacts};
 use crate::gateway::guards::refuse_late;
 use crate::gateway::immutable::{BodyCheck, TagLocks};
 use crate::gateway::observe;
-use crate::gateway::respond::{failure_answer, read_form, write_answer, write_health, write_json};
+use crate::gateway::respond::{failure_answer, write_answer, write_health};
 use crate::gateway::state::{Live, State};
 use crate::pingora_fixes;
 use crate::pingora_fixes::lifecycle::{InFlight, InFlightGuard};
-use crate::registry::answers::OAuthError;
 use crate::registry::answers::{GatewayError, GatewayResponse, API_VERSION, API_VERSION_HEADER};
 use crate::registry::forwarding::{
     effective_host, plan_forwarding, Forwarding, ForwardingInput, FORWARDING_HEADERS,
 };
 use crate::registry::params::Params;
 use crate::registry::scope::{api_call, ApiCall};
-use crate::registry::{classify, is_version_check, version_check_response, Endpoint};
+use crate::registry::{classify, version_check_response, Endpoint};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::request_log;
@@ -124,7 +123,7 @@ impl Gateway {
     }
 
     /// The request facts access decisions are made on.
-    fn facts<'a>(
+    pub(super) fn facts<'a>(
         session: &'a Session,
         identity: Option<&'a ClientIdentity>,
         client_ip: Option<IpAddr>,
@@ -144,96 +143,12 @@ impl Gateway {
     }
 
     /// The verified client certificate's identity, if the connection has one.
-    fn identity(session: &Session) -> Option<ClientIdentity> {
+    pub(super) fn identity(session: &Session) -> Option<ClientIdentity> {
         session
             .digest()
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|tls| tls.extension.get::<ClientIdentity>())
             .cloned()
-    }
-
-    /// Decides a `/v2/` request; `Some(answer)` refuses it.
-    async fn check_registry_request(
-        &self,
-        session: &Session,
-        ctx: &mut RequestCtx,
-    ) -> Option<GatewayResponse> {
-        let req = session.req_header();
-        let content_types = req.headers.get_all(http::header::CONTENT_TYPE).iter();
-        let params = match registry_params(req.uri.query(), content_types.map(|v| v.as_bytes())) {
-            Ok(params) => params,
-            Err(refusal) => return Some(refusal.response(true)),
-        };
-        ctx.upstream_target = match upstream_target(req.uri.path(), &params) {
-            Some(target) => Some(target),
-            None => {
-                let refusal = GatewayError::BadRequest("the request target is not usable");
-                return Some(refusal.response(true));
-            }
-        };
-        let identity = Self::identity(session);
-        let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        let live = Arc::clone(&ctx.live);
-        let decision = live
-            .access
-            .registry_request(facts, ctx.call.as_ref(), &params)
-            .await;
-        let answer = match &decision.verdict {
-            Ok(principal) => {
-                ctx.user = Some(principal.user.clone()).filter(|u| !u.is_empty());
-                None
-            }
-            Err(refusal) => Some(refusal.answer.response(true)),
-        };
-        ctx.decision = Some(decision);
-        if answer.is_some() {
-            return answer;
-        }
-        match self.limit(session, ctx).await {
-            Some(answer) => Some(answer),
-            None => self.guard_tags(session, ctx).await,
-        }
-    }
-
-    /// Whether an allowed request is the version check the gateway answers itself: only
-    /// when the registry's answer would be the same, i.e. the health check found it up and
-    /// answering an anonymous `/v2/` with 200 (no auth of its own), and credentials are not
-    /// meant for it (`forward_authorization`). Otherwise the request goes to the registry.
-    fn answers_version_check(&self, session: &Session) -> bool {
-        let req = session.req_header();
-        is_version_check(&req.method, req.uri.path())
-            && !self.state.boot.forward_authorization
-            && self.open_registry.get()
-            && backends::any_healthy(&self.pool)
-    }
-
-    /// Answers the token endpoint.
-    async fn serve_token_endpoint(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
-        let mut body = None;
-        if session.req_header().method == Method::POST {
-            match read_form(session).await? {
-                Some(form) => body = Some(form),
-                None => {
-                    let answer =
-                        GatewayError::TokenRequest(OAuthError::InvalidRequest).response(false);
-                    return write_answer(session, &answer).await;
-                }
-            }
-        }
-        let identity = Self::identity(session);
-        let facts = Self::facts(session, identity.as_ref(), ctx.client_ip);
-        let live = Arc::clone(&ctx.live);
-        match live.access.token_request(facts, body.as_deref()).await {
-            Ok((json, user)) => {
-                ctx.user = Some(user).filter(|u| !u.is_empty());
-                write_json(session, json).await
-            }
-            Err(refusal) => write_answer(session, &refusal.response(false)).await,
-        }
     }
 }
 
@@ -566,7 +481,7 @@ impl ProxyHttp for Gateway {
 }
 
 /// `path?query` as the registry receives it: the query is only what [`Params`] parsed.
-fn upstream_target(path: &str, params: &Params) -> Option<http::Uri> {
+pub(super) fn upstream_target(path: &str, params: &Params) -> Option<http::Uri> {
     match params.encode() {
         Some(query) => format!("{path}?{query}").parse().ok(),
         None => path.parse().ok(),

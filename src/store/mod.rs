@@ -104,9 +104,8 @@ impl Store {
     /// Counts one more in `key`'s window (a new window of `window` starts when none runs).
     pub async fn hit(&self, key: &str, window: Duration) -> Count {
         if let Some(redis) = self.usable() {
-            match self.shared(redis.hit(key, window)).await {
-                Some(count) => return count,
-                None => {}
+            if let Some(count) = self.shared(redis.hit(key, window)).await {
+                return count;
             }
         }
         self.local.hit(key, window)
