@@ -111,6 +111,8 @@ small_head() {
   local n=$1 r=$2 url summary
   url="${base[$n]}/v2/bench/blob/manifests/v1"
   [ "$n" = registry-direct ] || url="https://localhost:${port[$n]}/v2/bench/blob/manifests/v1"
+  local before=0 after=0
+  [ "$n" = portcullis-redis ] && before=$(redis_calls "$n")
   oha --no-tui --output-format json -m HEAD -c "$conns" -z "${load_seconds}s" --http-version 1.1 \
     --cacert "$ca" -H "$auth_header" -H "Accept: $manifest_type" "$url" > "$work/oha.json" 2>"$work/oha.err" \
     || die "$n: oha failed: $(cat "$work/oha.err")"
@@ -127,10 +129,49 @@ PY
 )
   case "$summary" in bad*) die "$n: HEAD manifest answered other than 200: ${summary#bad }" ;; esac
   read -r rps p50 p99 <<<"$summary"
+  if [ "$n" = portcullis-redis ]; then
+    after=$(redis_calls "$n")
+    rec small head_redis_calls "$n" "$r" "$((after - before))"
+  fi
   rec small head_rps "$n" "$r" "$rps"
   rec small head_p50_ms "$n" "$r" "$p50"
   rec small head_p99_ms "$n" "$r" "$p99"
   log "HEAD manifest $n: $rps req/s"
+}
+
+# c. Authenticated GET of a manifest by tag, counted against a pull limit (oha), and the
+#    Redis calls the gateway made meanwhile (portcullis_state_redis_calls_total): CONTENDER ROUND
+small_pull() {
+  local n=$1 r=$2 url summary before after
+  url="https://localhost:${port[$n]}/v2/bench/blob/manifests/v1"
+  before=$(redis_calls "$n")
+  oha --no-tui --output-format json -c "$conns" -z "${load_seconds}s" --http-version 1.1 \
+    --cacert "$ca" -H "$auth_header" -H "Accept: $manifest_type" "$url" > "$work/oha.json" 2>"$work/oha.err" \
+    || die "$n: oha failed: $(cat "$work/oha.err")"
+  after=$(redis_calls "$n")
+  summary=$(python3 - "$work/oha.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+codes = d.get("statusCodeDistribution", {})
+bad = {k: v for k, v in codes.items() if k != "200"}
+if bad or not codes:
+    print("bad", json.dumps(codes)); sys.exit()
+p = d["latencyPercentiles"]
+print("%.1f %.3f %.3f %d" % (d["summary"]["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, sum(codes.values())))
+PY
+)
+  case "$summary" in bad*) die "$n: GET manifest answered other than 200: ${summary#bad }" ;; esac
+  read -r rps p50 p99 count <<<"$summary"
+  rec small pull_rps "$n" "$r" "$rps"
+  rec small pull_p50_ms "$n" "$r" "$p50"
+  rec small pull_p99_ms "$n" "$r" "$p99"
+  rec small pull_redis_calls_per_request "$n" "$r" "$(python3 -c "print('%.3f' % (($after - $before) / max($count, 1)))")"
+  log "GET manifest (counted) $n: $rps req/s"
+}
+
+# Redis calls a Portcullis instance made so far (0 without Redis).
+redis_calls() {
+  curl -s "http://127.0.0.1:${admin[$1]}/metrics" | awk '$1=="portcullis_state_redis_calls_total" {print $2; f=1} END {if (!f) print 0}'
 }
 
 # d. TLS connections per second with openssl s_time: CONTENDER ROUND new|reuse

@@ -26,7 +26,7 @@ for line in open(raw_path):
 
 GATEWAYS = ["portcullis", "nginx"]
 WITH_DIRECT = GATEWAYS + ["registry-direct"]
-SMALL = ["portcullis", "nginx", "portcullis-auth-off", "registry-direct"]
+SMALL = ["portcullis", "nginx", "portcullis-auth-off", "portcullis-redis", "registry-direct"]
 
 
 def agg(g, m, c, how="median"):
@@ -193,6 +193,27 @@ p(f"`openssl s_time -new -time {meta.get('STIME_SECONDS')}` (a full handshake pe
   "resumption; s_time reads nothing after the handshake, so it never receives TLS 1.3 tickets "
   "and can only resume TLS 1.2). No HTTP request. Number = connections / wall-clock time of the "
   "s_time run. The single-threaded client shares the cores with the server.")
+p("")
+
+p("## f. Shared state: memory vs Redis (same run)")
+p("")
+p("| request | memory req/s | Redis req/s | Redis / memory | memory p50 ms | Redis p50 ms | Redis calls |")
+p("|---|---:|---:|---:|---:|---:|---|")
+for what, m, p50, calls in (("GET /v2/ (cached credentials)", "rps", "p50_ms", "none (not a pull)"),
+                             ("HEAD manifest (cached credentials)", "head_rps", "head_p50_ms", None),
+                             ("GET manifest, counted by a pull limit", "pull_rps", "pull_p50_ms", "pull")):
+    a, b = agg("small", m, "portcullis"), agg("small", m, "portcullis-redis")
+    if calls is None:
+        calls = f"{fmt(agg('small', 'head_redis_calls', 'portcullis-redis'), 0)} during the whole run"
+    elif calls == "pull":
+        calls = f"{fmt(agg('small', 'pull_redis_calls_per_request', 'portcullis-redis'), 3)} per request"
+    p(f"| {what} | {fmt(a)} | {fmt(b)} | {ratio(b, a)} | {fmt(agg('small', p50, 'portcullis'), 2)} | "
+      f"{fmt(agg('small', p50, 'portcullis-redis'), 2)} | {calls} |")
+p("")
+p(f"portcullis-redis: the same gateway and config with `[state] backend = \"redis\"` "
+  f"({meta.get('REDIS', 'redis')} on loopback). Both have the same pull limit (never reached). "
+  "Requests with cached credentials make no Redis call (the failed-login counters are only "
+  "asked when a password is checked); a counted manifest GET makes one (an atomic script).")
 p("")
 
 p("## e. Memory (resident set size, MiB)")

@@ -16,6 +16,14 @@ YAML
   wait_port "$reg_port" "$work/registry.log"
 }
 
+# Redis for the shared-state contender: no persistence, loopback only.
+start_redis() {
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+    > "$work/redis.log" 2>&1 & pids+=($!)
+  wait_port "$redis_port" "$work/redis.log"
+}
+
 # Portcullis with every default but the access log: NAME AUTH-TOML. Sets port_NAME/pid_NAME
 # through the caller's associative arrays port[] and pidof_[].
 start_portcullis() {
@@ -37,6 +45,7 @@ TOML
   "$bin" serve --config "$work/$name.toml" > "$work/$name.log" 2>&1 & pids+=($!)
   pidof_[$name]=$!
   port[$name]=$p
+  admin[$name]=$a
   wait_port "$p" "$work/$name.log"
   # Wait for the first health check, so that the registry is known to be up.
   for _ in $(seq 100); do
