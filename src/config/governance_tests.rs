@@ -96,24 +96,51 @@ fn state_and_limits_are_checked_and_the_password_goes_into_the_url() {
     let memory = load("").unwrap();
     assert_eq!(memory.state, StateSettings::Memory);
     let redis = load("[state]\nbackend = \"redis\"\nurl = \"redis://10.0.0.5:6379/0\"\npassword = \"p@ss word\"\n").unwrap();
-    let StateSettings::Redis(settings) = &redis.state else { panic!("{:?}", redis.state) };
+    let StateSettings::Redis(settings) = &redis.state else {
+        panic!("{:?}", redis.state)
+    };
     assert_eq!(settings.url, "redis://:p%40ss%20word@10.0.0.5:6379/0");
     assert!(!format!("{settings:?}").contains("p%40ss"), "{settings:?}");
-    assert_eq!((settings.prefix.as_str(), settings.timeout.as_millis()), ("portcullis:", 200));
+    assert_eq!(
+        (settings.prefix.as_str(), settings.timeout.as_millis()),
+        ("portcullis:", 200)
+    );
     let bad = load("[state]\nbackend = \"redis\"\nurl = \"http://x\"\n").unwrap_err();
     assert_eq!(keys(&bad), ["state.url"]);
-    assert_eq!(keys(&load("[state]\nbackend = \"etcd\"\n").unwrap_err()), ["state.backend"]);
+    assert_eq!(
+        keys(&load("[state]\nbackend = \"etcd\"\n").unwrap_err()),
+        ["state.backend"]
+    );
 
     let limits = load("[[limits.pulls]]\nwho = { anonymous = true }\ncount = 100\nwindow = \"6h\"\n[limits]\nmax_concurrent_uploads = 4\n").unwrap().limits;
     assert_eq!(limits.pulls[0].per, Per::Address);
-    assert_eq!((limits.pulls[0].count, limits.pulls[0].window.as_secs()), (100, 21_600));
+    assert_eq!(
+        (limits.pulls[0].count, limits.pulls[0].window.as_secs()),
+        (100, 21_600)
+    );
     assert_eq!(limits.pulls[0].limit_header(), "100;w=21600");
     assert_eq!(limits.max_concurrent_uploads, Some(4));
-    let bad = load("[[limits.pulls]]\nper = \"team\"\nwindow = \"soon\"\n[limits]\nmax_connections = 0\n").unwrap_err();
-    let messages: Vec<String> = bad.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
-    assert!(messages.iter().any(|m| m.starts_with("limits.max_connections")), "{messages:#?}");
+    let bad = load(
+        "[[limits.pulls]]\nper = \"team\"\nwindow = \"soon\"\n[limits]\nmax_connections = 0\n",
+    )
+    .unwrap_err();
+    let messages: Vec<String> = bad
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("limits.max_connections")),
+        "{messages:#?}"
+    );
     assert!(messages.iter().any(|m| m.contains("per: \"team\"")));
     assert!(messages.iter().any(|m| m.contains("count is missing")));
     assert!(messages.iter().any(|m| m.contains("window:")));
-    assert!(messages.iter().any(|m| m.starts_with("limits.pulls[1].who") && m.contains("says nobody")), "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("limits.pulls[1].who") && m.contains("says nobody")),
+        "{messages:#?}"
+    );
 }

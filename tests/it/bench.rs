@@ -53,7 +53,11 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ),
     ("small", "p99_ms", &["portcullis", "nginx"]),
     ("small", "pull_rps", &["portcullis", "portcullis-redis"]),
-    ("small", "pull_redis_calls_per_request", &["portcullis-redis"]),
+    (
+        "small",
+        "pull_redis_calls_per_request",
+        &["portcullis-redis"],
+    ),
     ("small", "head_redis_calls", &["portcullis-redis"]),
     ("tls", "conn_per_s", &["portcullis", "nginx"]),
     ("tls", "resumed_per_s", &["portcullis", "nginx"]),

@@ -377,6 +377,23 @@ fn the_memory_backend_limits_pulls_uploads_and_connections_on_one_replica() {
     assert_eq!(get(&r.a, &r.pki, "GET", "/", &[]).status, 200);
     assert!(metrics(&r.a).contains("portcullis_limited_total{limit=\"connections\"} 1"));
     assert!(metrics(&r.a).contains("portcullis_limited_total{limit=\"uploads\"} 1"));
+    let explain = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["explain", "--config"])
+        .arg(r.a.dir.path().join("portcullis.toml"))
+        .args([
+            "--user",
+            "bob",
+            "--request",
+            "GET /v2/team-a/app/manifests/v1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("limits: user bob's manifest GETs count against pull limit 1 (per user): 5 per 3600s per user"), "{text}");
+    assert!(
+        text.contains("limits: at most 1 upload requests of user bob at once"),
+        "{text}"
+    );
     let _ = &r.registry;
 }
 
