@@ -410,3 +410,20 @@ fn idle_connection(
     }
     tls
 }
+
+#[test]
+fn rediss_with_a_private_ca_shares_the_counts_too() {
+    let redis = RedisServer::start_tls();
+    let r = replicas(&format!("{}{PULL_LIMIT}", redis.config()));
+    push_image(&r.a, &r.pki);
+    let left = pulls_left(&r.a, &r.pki, 2, 5);
+    assert!(
+        metrics(&r.a).contains("portcullis_state_redis_up 1"),
+        "{}\n{}\n{}",
+        metrics(&r.a),
+        r.a.proc.log_text(),
+        common::read(&redis.dir.path().join("redis-1.log"))
+    );
+    pulls_left(&r.b, &r.pki, 1, left);
+    assert!(metrics(&r.b).contains("portcullis_state_redis_errors_total 0\n"));
+}

@@ -12,15 +12,27 @@ pub struct RedisServer {
     pub dir: tempfile::TempDir,
     proc: Option<Proc>,
     starts: usize,
+    /// With TLS only (`rediss://`): the certificates.
+    tls: Option<super::Pki>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(None)
+    }
+
+    /// A server that speaks TLS only, with a certificate from its own test CA.
+    pub fn start_tls() -> RedisServer {
+        Self::start_with(Some(super::Pki::new()))
+    }
+
+    fn start_with(tls: Option<super::Pki>) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             proc: None,
             starts: 0,
+            tls,
         };
         server.run();
         server
@@ -31,8 +43,6 @@ impl RedisServer {
         self.starts += 1;
         let mut cmd = Command::new(require_tool("redis-server"));
         cmd.args([
-            "--port",
-            &self.port.to_string(),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -44,6 +54,28 @@ impl RedisServer {
         ])
         .arg("--dir")
         .arg(self.dir.path());
+        let port = self.port.to_string();
+        match &self.tls {
+            None => {
+                cmd.args(["--port", &port]);
+            }
+            Some(pki) => {
+                cmd.args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&pki.set.server_cert)
+                .arg("--tls-key-file")
+                .arg(&pki.set.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&pki.set.ca_cert);
+            }
+        }
         let log = self.dir.path().join(format!("redis-{}.log", self.starts));
         let mut proc = Proc::spawn(cmd, log.clone());
         wait_for_port(self.port, &mut proc.child, "redis-server", &log);
@@ -60,8 +92,15 @@ impl RedisServer {
     pub fn config(&self) -> String {
         let file = self.dir.path().join("password");
         std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+        let (scheme, ca) = match &self.tls {
+            Some(pki) => (
+                "rediss",
+                format!("ca = \"{}\"\n", pki.set.ca_cert.display()),
+            ),
+            None => ("redis", String::new()),
+        };
         format!(
-            "[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{}/\"\npassword_file = \"{}\"\ntimeout_ms = 300\n",
+            "[state]\nbackend = \"redis\"\nurl = \"{scheme}://localhost:{}/\"\npassword_file = \"{}\"\ntimeout_ms = 300\n{ca}",
             self.port,
             file.display()
         )
