@@ -432,6 +432,22 @@ fn required_path(
 }
 
 /// Resolves `value` against the config file's folder unless it is absolute.
+/// A required text key's trimmed value, or the problem "`key`: is missing; `what`".
+fn required(
+    value: &Option<String>,
+    key: String,
+    what: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Some(v.to_string()),
+        _ => {
+            problems.push(Problem::new(key, format!("is missing; {what}")));
+            None
+        }
+    }
+}
+
 pub fn resolve_path(base: &Path, value: &str) -> PathBuf {
     let path = Path::new(value);
     if path.is_absolute() {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::FileOidc;
-use super::{resolve_path, Problem};
+use super::{required, resolve_path, Problem};
 use crate::auth::oidc::keys::{usable_keys, KeySource};
 use crate::auth::oidc::verify::parse_algorithm;
 use crate::auth::oidc::{OidcIssuerSettings, ANY_ISSUER_USER};
@@ -53,12 +53,8 @@ fn parse_issuer(
     key: &dyn Fn(&str) -> String,
 ) -> Result<OidcIssuerSettings, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut need = |value: &Option<String>, name: &str, what: &str| match value.as_deref() {
-        Some(v) if !v.trim().is_empty() => v.trim().to_string(),
-        _ => {
-            problems.push(Problem::new(key(name), format!("is missing; {what}")));
-            String::new()
-        }
+    let mut need = |value: &Option<String>, name: &str, what: &str| {
+        required(value, key(name), what, &mut problems).unwrap_or_default()
     };
     let name = need(
         &file.name,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::FileToken;
-use super::{resolve_path, Problem, TokenConfig};
+use super::{required, resolve_path, Problem, TokenConfig};
 use crate::auth::token::{
     trusted_key_from_certificate, trusted_keys_from_jwks, Signer, TrustedKey, Verifier,
 };
@@ -13,14 +13,9 @@ use crate::tls::certs::read_certificates;
 /// Checks `[auth.token]`: the realm URL, the signing key and the trusted issuers.
 pub fn parse_token(file: &FileToken, base: &Path) -> Result<TokenConfig, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut need =
-        |value: &Option<String>, key: &str, what: &str| match value.as_deref().map(str::trim) {
-            Some(v) if !v.is_empty() => Some(v.to_string()),
-            _ => {
-                problems.push(Problem::new(key, format!("is missing; {what}")));
-                None
-            }
-        };
+    let mut need = |value: &Option<String>, key: &str, what: &str| {
+        required(value, key.to_string(), what, &mut problems)
+    };
     let realm = need(&file.realm, "auth.token.realm", "give the token endpoint URL as clients reach it, e.g. \"https://registry.example.com/auth/token\"");
     let service = need(
         &file.service,

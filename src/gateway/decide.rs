@@ -85,6 +85,19 @@ pub struct Refusal {
 }
 
 impl Decision {
+    /// Turns an allowed request into a refusal decided after the access check (a rate limit,
+    /// an immutable tag), audited as its principal and counted by `answer`'s status.
+    pub fn refuse_allowed(&mut self, answer: GatewayError) {
+        if let Ok(principal) = &self.verdict {
+            let user = principal.user.clone();
+            self.verdict = Err(Refusal {
+                answer,
+                audit_as: Some(user),
+                method: None,
+            });
+        }
+    }
+
     /// The `outcome` label of the auth metric.
     pub fn outcome(&self) -> &'static str {
         match &self.verdict {

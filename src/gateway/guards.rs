@@ -79,17 +79,10 @@ impl Gateway {
     }
 }
 
-/// Records `answer` as the request's decision (audited as the user, counted as denied).
-fn refuse(ctx: &mut RequestCtx, answer: GatewayError) {
+/// Records `answer` as the request's decision (see [`Decision::refuse_allowed`]).
+pub(super) fn refuse(ctx: &mut RequestCtx, answer: GatewayError) {
     if let Some(decision) = ctx.decision.as_mut() {
-        if let Ok(principal) = &decision.verdict {
-            let user = principal.user.clone();
-            decision.verdict = Err(Refusal {
-                answer,
-                audit_as: Some(user),
-                method: None,
-            });
-        }
+        decision.refuse_allowed(answer);
     }
 }
 

@@ -59,19 +59,23 @@ pub async fn plan(
     let may_overwrite = || overwrite_rule(acl, subject, repository);
     match guard(&acl.immutable, method, repository, reference) {
         Guard::Free => Ok(Plan::Pass),
-        Guard::Put { tag, rule } => match registry
-            .manifest_digest(repository, tag)
-            .await
-            .map_err(unreachable)?
-        {
-            None => Ok(Plan::Pass),
-            Some(previous) => match may_overwrite() {
-                Some(rule) => Ok(Plan::Override {
+        Guard::Put { tag, rule } | Guard::DeleteTag { tag, rule } => {
+            let Some(previous) = registry
+                .manifest_digest(repository, tag)
+                .await
+                .map_err(unreachable)?
+            else {
+                return Ok(Plan::Pass);
+            };
+            if let Some(rule) = may_overwrite() {
+                return Ok(Plan::Override {
                     tag: tag.into(),
                     previous,
                     rule,
-                }),
-                None => {
+                });
+            }
+            match method {
+                "PUT" => {
                     let message = refusal_message(
                         repository,
                         tag,
@@ -81,28 +85,14 @@ pub async fn plan(
                     BodyCheck::new(&previous, GatewayError::ImmutableTag(message))
                         .map(|check| Plan::CheckBody(Box::new(check)))
                 }
-            },
-        },
-        Guard::DeleteTag { tag, rule } => match registry
-            .manifest_digest(repository, tag)
-            .await
-            .map_err(unreachable)?
-        {
-            None => Ok(Plan::Pass),
-            Some(previous) => match may_overwrite() {
-                Some(rule) => Ok(Plan::Override {
-                    tag: tag.into(),
-                    previous,
-                    rule,
-                }),
-                None => Err(GatewayError::ImmutableTag(refusal_message(
+                _ => Err(GatewayError::ImmutableTag(refusal_message(
                     repository,
                     tag,
                     rule,
                     "it cannot be deleted",
                 ))),
-            },
-        },
+            }
+        }
         Guard::DeleteDigest { digest } => {
             for tag in registry.tags(repository).await.map_err(unreachable)? {
                 let Some(rule) = rule_for(&acl.immutable, repository, &tag) else {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pingora::proxy::Session;
 
-use super::decide::{Decision, Refusal};
+use super::decide::Decision;
 use super::proxy::{Gateway, RequestCtx};
 use crate::clock::{format_time, unix_now};
 use crate::registry::answers::{GatewayError, GatewayResponse};
@@ -103,16 +103,7 @@ impl Gateway {
 
     fn refuse(&self, ctx: &mut RequestCtx, answer: GatewayError) -> GatewayResponse {
         let response = answer.response(true);
-        if let Some(decision) = ctx.decision.as_mut() {
-            if let Ok(principal) = &decision.verdict {
-                let user = principal.user.clone();
-                decision.verdict = Err(Refusal {
-                    answer,
-                    audit_as: Some(user),
-                    method: None,
-                });
-            }
-        }
+        super::guards::refuse(ctx, answer);
         response
     }
 }

@@ -117,17 +117,7 @@ pub fn audit_write(audit: &Audit, req: &Audited<'_>, digest: Option<&str>) {
 
 /// Records a refused request.
 pub fn audit_refusal(audit: &Audit, req: &Audited<'_>) {
-    let repository = match req.call {
-        Some(
-            ApiCall::Manifest(n)
-            | ApiCall::Blob(n)
-            | ApiCall::Tags(n)
-            | ApiCall::UploadStart(n)
-            | ApiCall::UploadChunk(n)
-            | ApiCall::Referrers(n),
-        ) => Some(n.as_str()),
-        _ => None,
-    };
+    let repository = req.call.and_then(ApiCall::repository);
     audit.record(&req.event("denied", repository));
 }
 
@@ -154,17 +144,7 @@ pub struct Happened<'a> {
 /// fetched (200), a refusal, and an immutable tag's override.
 pub fn records(h: &Happened<'_>) -> Vec<Record> {
     let r = &h.req;
-    let name = match r.call {
-        Some(
-            ApiCall::Manifest(n)
-            | ApiCall::Blob(n)
-            | ApiCall::Tags(n)
-            | ApiCall::UploadStart(n)
-            | ApiCall::UploadChunk(n)
-            | ApiCall::Referrers(n),
-        ) => Some(n.clone()),
-        _ => None,
-    };
+    let name = r.call.and_then(ApiCall::repository).map(str::to_string);
     let reference = r
         .path
         .rsplit('/')

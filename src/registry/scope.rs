@@ -88,6 +88,21 @@ pub enum ApiCall {
     Referrers(String),
 }
 
+impl ApiCall {
+    /// The repository the call is about (`None` for `/v2/` and the catalog).
+    pub fn repository(&self) -> Option<&str> {
+        match self {
+            ApiCall::Base | ApiCall::Catalog => None,
+            ApiCall::Tags(n)
+            | ApiCall::Manifest(n)
+            | ApiCall::Blob(n)
+            | ApiCall::UploadStart(n)
+            | ApiCall::UploadChunk(n)
+            | ApiCall::Referrers(n) => Some(n),
+        }
+    }
+}
+
 /// Why a request cannot be mapped to a scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
