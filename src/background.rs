@@ -27,3 +27,13 @@ pub fn runtime_thread(
         .map_err(|e| e.to_string())?;
     handle_rx.recv().map_err(|e| e.to_string())?
 }
+
+/// Runs `work` to completion on a fresh current-thread runtime (unit tests of async code).
+#[cfg(test)]
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(work)
+}

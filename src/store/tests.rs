@@ -1,12 +1,6 @@
 use super::*;
 
-fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use crate::background::block_on as run;
 
 #[test]
 fn memory_counts_windows_and_gauges() {

@@ -17,11 +17,7 @@ const SECRET: &str = "a-long-random-webhook-secret";
 /// dev pushes and pulls `prod/*`; bob only pulls.
 fn stack(webhooks: &str) -> (tempfile::TempDir, Stack) {
     let dir = tempfile::tempdir().unwrap();
-    let users = ["dev:dev-pw", "bob:bob-pw"].map(|up| {
-        let (u, p) = up.split_once(':').unwrap();
-        portcullis::auth::htpasswd::hash_line(u, p, 4).unwrap()
-    });
-    std::fs::write(dir.path().join("htpasswd"), users.join("\n") + "\n").unwrap();
+    common::write_htpasswd(&dir.path().join("htpasswd"), &["dev:dev-pw", "bob:bob-pw"]);
     let stack = Stack::start(&format!(
         "[auth.htpasswd]\npath = \"{}\"\n{webhooks}\n[[acl.rules]]\nusers = [\"dev\"]\nrepositories = [\"prod/*\"]\nactions = [\"*\"]\n[[acl.rules]]\nusers = [\"*\"]\nrepositories = [\"prod/*\"]\nactions = [\"pull\"]\n",
         dir.path().join("htpasswd").display()
@@ -42,19 +38,13 @@ fn image(dir: &Path, name: &str) -> (std::path::PathBuf, Image) {
 }
 
 fn push(stack: &Stack, layout: &Path, tag: &str) {
-    let work = tempfile::tempdir().unwrap();
     let certs = stack.pki.client_cert_dir();
-    skopeo::skopeo(
-        work.path(),
-        &[
-            "copy",
-            "--dest-creds",
-            "dev:dev-pw",
-            "--dest-cert-dir",
-            certs.to_str().unwrap(),
-            &format!("oci:{}:v1", layout.display()),
-            &format!("docker://{}/prod/app:{tag}", stack.gw.host()),
-        ],
+    skopeo::push(
+        &stack.gw.host(),
+        &certs,
+        "dev:dev-pw",
+        layout,
+        &format!("prod/app:{tag}"),
     );
 }
 

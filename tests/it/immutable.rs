@@ -39,11 +39,10 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let users = ["dev:dev-pw", "release:release-pw"].map(|up| {
-        let (u, p) = up.split_once(':').unwrap();
-        portcullis::auth::htpasswd::hash_line(u, p, 4).unwrap()
-    });
-    std::fs::write(dir.path().join("htpasswd"), users.join("\n") + "\n").unwrap();
+    common::write_htpasswd(
+        &dir.path().join("htpasswd"),
+        &["dev:dev-pw", "release:release-pw"],
+    );
     let stack = Stack::start(&format!(
         "[auth.htpasswd]\npath = \"{}\"\n[audit]\npath = \"{}\"\npulls = true\n{RULES}",
         dir.path().join("htpasswd").display(),
@@ -62,33 +61,9 @@ fn setup() -> Setup {
 impl Setup {
     /// skopeo copies `layout` to `prod/app:TAG` as `creds`: Ok, or skopeo's error text.
     fn push(&self, creds: &str, layout: &Path, tag: &str) -> Result<(), String> {
+        let host = self.stack.gw.host();
         let certs = self.stack.pki.client_cert_dir();
-        let args = [
-            "copy",
-            "--dest-creds",
-            creds,
-            "--dest-cert-dir",
-            certs.to_str().unwrap(),
-            &format!("oci:{}:v1", layout.display()),
-            &format!("docker://{}/prod/app:{tag}", self.stack.gw.host()),
-        ];
-        let out = std::process::Command::new(common::require_tool("skopeo"))
-            .args(["--policy", self.policy().to_str().unwrap()])
-            .args(args)
-            .env("REGISTRY_AUTH_FILE", self.dir.path().join("none.json"))
-            .output()
-            .unwrap();
-        match out.status.success() {
-            true => Ok(()),
-            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-        }
-    }
-
-    fn policy(&self) -> std::path::PathBuf {
-        let path = self.dir.path().join("policy.json");
-        std::fs::write(&path, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
-        std::fs::write(self.dir.path().join("none.json"), "{}").unwrap();
-        path
+        skopeo::try_push(&host, &certs, creds, layout, &format!("prod/app:{tag}"))
     }
 
     /// The digest `prod/app:TAG` points to now.

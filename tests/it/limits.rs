@@ -31,13 +31,9 @@ fn replicas(extra: &str) -> Replicas {
     let registry = Registry::start();
     let pki = Pki::new();
     let users = tempfile::tempdir().unwrap();
-    let lines = ["alice:alice-pw", "bob:bob-pw", "dev:dev-pw"].map(|up| {
-        let (u, p) = up.split_once(':').unwrap();
-        portcullis::auth::htpasswd::hash_line(u, p, 4).unwrap()
-    });
     let start = |name: &str| {
         let path = users.path().join(name);
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        common::write_htpasswd(&path, &["alice:alice-pw", "bob:bob-pw", "dev:dev-pw"]);
         Gateway::start(
             &registry.url(),
             &pki,
@@ -84,18 +80,7 @@ fn push_image(gw: &Gateway, pki: &Pki) {
         &[common::oci::tar_with_file("f", b"limited")],
     );
     let certs = pki.client_cert_dir();
-    common::skopeo::skopeo(
-        work.path(),
-        &[
-            "copy",
-            "--dest-creds",
-            "dev:dev-pw",
-            "--dest-cert-dir",
-            certs.to_str().unwrap(),
-            &format!("oci:{}:v1", layout.display()),
-            &format!("docker://{}/team-a/app:v1", gw.host()),
-        ],
-    );
+    common::skopeo::push(&gw.host(), &certs, "dev:dev-pw", &layout, "team-a/app:v1");
 }
 
 fn metrics(gw: &Gateway) -> String {

@@ -103,11 +103,7 @@ fn health_readiness_and_metrics_follow_the_traffic() {
 fn the_audit_log_records_pushes_and_refusals() {
     let users = tempfile::tempdir().unwrap();
     let htpasswd = users.path().join("htpasswd");
-    let lines = ["alice:wonderland", "bob:builder"].map(|up| {
-        let (u, p) = up.split_once(':').unwrap();
-        portcullis::auth::htpasswd::hash_line(u, p, 4).unwrap()
-    });
-    std::fs::write(&htpasswd, lines.join("\n") + "\n").unwrap();
+    common::write_htpasswd(&htpasswd, &["alice:wonderland", "bob:builder"]);
     let audit = users.path().join("audit.log");
     let stack = Stack::start(&format!(
         "[auth.htpasswd]\npath = \"{}\"\n[audit]\npath = \"{}\"\n[[acl.rules]]\nusers = [\"alice\"]\nrepositories = [\"team-a/*\"]\nactions = [\"*\"]\n",

@@ -24,13 +24,7 @@ fn settings(url: &str) -> LdapSettings {
     }
 }
 
-fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use crate::background::block_on as run;
 
 /// A loopback port nothing listens on.
 fn closed_port() -> u16 {

@@ -189,13 +189,7 @@ fn flatten_keeps_strings_only() {
     assert_eq!((flat["a"].as_str(), flat["e.f"].as_str()), ("x", "y"));
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use crate::background::block_on as run;
 
 #[test]
 fn tokens_are_routed_by_their_issuer_and_must_match_a_named_one() {

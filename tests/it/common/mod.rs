@@ -86,6 +86,18 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
     );
 }
 
+/// Writes an htpasswd file at `path` with `users` as `"user:password"` (bcrypt cost 4).
+pub fn write_htpasswd(path: &Path, users: &[&str]) {
+    let lines: Vec<String> = users
+        .iter()
+        .map(|up| {
+            let (u, p) = up.split_once(':').unwrap();
+            portcullis::auth::htpasswd::hash_line(u, p, 4).unwrap()
+        })
+        .collect();
+    fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
 /// A file's text, or an empty string.
 pub fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()

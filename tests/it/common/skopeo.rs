@@ -24,6 +24,41 @@ pub fn skopeo_fails(work: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// skopeo copies the `v1` image of OCI `layout` to `docker://HOST/TARGET` as `creds`,
+/// trusting `cert_dir`: Ok, or skopeo's error text.
+pub fn try_push(
+    host: &str,
+    cert_dir: &Path,
+    creds: &str,
+    layout: &Path,
+    target: &str,
+) -> Result<(), String> {
+    let work = tempfile::tempdir().unwrap();
+    let out = run(
+        work.path(),
+        &[
+            "copy",
+            "--dest-creds",
+            creds,
+            "--dest-cert-dir",
+            cert_dir.to_str().unwrap(),
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{host}/{target}"),
+        ],
+    );
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// [`try_push`], which must succeed.
+pub fn push(host: &str, cert_dir: &Path, creds: &str, layout: &Path, target: &str) {
+    if let Err(e) = try_push(host, cert_dir, creds, layout, target) {
+        panic!("skopeo push to {target} failed:\n{e}");
+    }
+}
+
 fn run(work: &Path, args: &[&str]) -> std::process::Output {
     let bin = require_tool("skopeo");
     let policy = work.join("policy.json");
