@@ -26,6 +26,16 @@ impl Gateway {
     ) -> Option<GatewayResponse> {
         let live = Arc::clone(&ctx.live);
         let access = &live.access;
+        let limited = match &ctx.call {
+            Some(ApiCall::Manifest(_)) => !access.limits.pulls.is_empty(),
+            Some(ApiCall::UploadStart(_) | ApiCall::UploadChunk(_)) => {
+                access.limits.max_concurrent_uploads.is_some()
+            }
+            _ => false,
+        };
+        if !limited {
+            return None;
+        }
         let store = &access.authn.store;
         let principal = match &ctx.decision {
             Some(Decision {

@@ -354,13 +354,15 @@ impl ProxyHttp for Gateway {
                 .headers
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok());
-            let content_type = response.headers.get(http::header::CONTENT_TYPE);
-            ctx.answered = (
-                digest.map(str::to_string),
-                content_type
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-            );
+            if !self.events.is_off() {
+                let content_type = response.headers.get(http::header::CONTENT_TYPE);
+                ctx.answered = (
+                    digest.map(str::to_string),
+                    content_type
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                );
+            }
             let user = ctx.user.as_deref().unwrap_or_default();
             let audited = observe::Audited {
                 call: ctx.call.as_ref(),
