@@ -36,8 +36,7 @@ impl Authenticator {
             }
         };
         tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
-        reservation.failed(guess);
-        self.share_failure(ip).await;
+        self.count_failure(ip, Some((reservation, guess))).await;
         Err(Failure::BadCredentials)
     }
 
@@ -60,8 +59,7 @@ impl Authenticator {
             }
             Err(reason) => {
                 tracing::info!(client = %show(ip), user = %user, reason = %reason, "authentication failed");
-                reservation.failed(guess);
-                self.share_failure(ip).await;
+                self.count_failure(ip, Some((reservation, guess))).await;
                 Err(Failure::BadCredentials)
             }
         }
@@ -88,11 +86,8 @@ impl Authenticator {
             }
             Verdict::Invalid => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = "wrong user name or password", "authentication failed");
-                match reservation {
-                    Some(reservation) => reservation.failed(guess),
-                    None => self.failed(ip),
-                }
-                self.share_failure(ip).await;
+                self.count_failure(ip, reservation.map(|r| (r, guess)))
+                    .await;
                 Err(Failure::BadCredentials)
             }
             Verdict::Busy => Err(Failure::Busy),
@@ -147,8 +142,7 @@ impl Authenticator {
             }
             Err(LdapFailure::Refused(reason)) => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = %reason, "authentication failed");
-                reservation.failed(guess);
-                self.share_failure(ip).await;
+                self.count_failure(ip, Some((reservation, guess))).await;
                 Err(Failure::DirectoryRefused)
             }
             Err(LdapFailure::Unavailable(reason)) => {
@@ -184,8 +178,18 @@ impl Authenticator {
         (count.value >= u64::from(max)).then(|| count.reset_in.as_secs().max(1))
     }
 
-    /// Counts a failed login of `ip` for every replica (with shared state).
-    pub(super) async fn share_failure(&self, ip: Option<IpAddr>) {
+    /// Counts a failed login of `ip`: in this replica's throttle (as the `Guess` its
+    /// reservation was for, when a check held one), and with shared state for every replica.
+    pub(super) async fn count_failure(
+        &self,
+        ip: Option<IpAddr>,
+        reserved: Option<(Reservation<'_>, Guess)>,
+    ) {
+        match (reserved, ip) {
+            (Some((reservation, guess)), _) => reservation.failed(guess),
+            (None, Some(ip)) => self.throttle.record_failure(ip),
+            (None, None) => {}
+        }
         let (max, window) = self.throttle.limits();
         if let Some(ip) = ip.filter(|_| max > 0 && self.store.is_shared()) {
             self.store.hit(&failure_key(ip), window).await;

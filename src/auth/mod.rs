@@ -299,8 +299,7 @@ impl Authenticator {
             Err(basic::BasicError::Anonymous) => return Ok(Principal::anonymous()),
             Err(why) => {
                 tracing::info!(client = %show(attempt.client_ip), reason = %why, "authentication failed");
-                self.failed(attempt.client_ip);
-                self.share_failure(attempt.client_ip).await;
+                self.count_failure(attempt.client_ip, None).await;
                 return Err(Failure::BadCredentials);
             }
         };
@@ -343,8 +342,7 @@ impl Authenticator {
             (_, Some(directory)) => self.check_ldap(directory, creds, ip).await,
             (None, None) => {
                 tracing::info!(client = %show(ip), user = %creds.user, reason = "not a robot, and no htpasswd or directory users are configured", "authentication failed");
-                self.failed(ip);
-                self.share_failure(ip).await;
+                self.count_failure(ip, None).await;
                 Err(Failure::BadCredentials)
             }
         }
@@ -380,12 +378,6 @@ impl Authenticator {
         self.basic
             .as_ref()
             .is_some_and(|b| b.checker.has_user(user))
-    }
-
-    fn failed(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
-            self.throttle.record_failure(ip);
-        }
     }
 }
 
