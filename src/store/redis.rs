@@ -25,6 +25,9 @@ const ADD: &str = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) \
     redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
     return n";
 
+/// SET with an expiry of ARGV[2] ms.
+const SET: &str = "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
 struct Shared {
     settings: RedisSettings,
     client: Result<redis::Client, String>,
@@ -125,8 +128,7 @@ impl Redis {
     }
 
     pub async fn set(&self, key: &str, value: i64, ttl: Duration) -> Result<(), String> {
-        let script = "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
-        self.eval::<i64>(script, key, vec![value, ttl.as_millis().max(1) as i64])
+        self.eval::<i64>(SET, key, vec![value, ttl.as_millis().max(1) as i64])
             .await
             .map(|_| ())
     }
@@ -138,7 +140,7 @@ impl Redis {
         runtime.spawn(async move {
             let call = async {
                 let mut manager = shared.manager().await?;
-                redis::Script::new("redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
+                redis::Script::new(SET)
                     .key(key)
                     .arg(value)
                     .arg(ttl.as_millis().max(1) as i64)
