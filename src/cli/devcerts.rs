@@ -58,6 +58,8 @@ impl Spec {
 pub struct Issued {
     cert: rcgen::Certificate,
     key: KeyPair,
+    /// What it was made from; an issuer signs with its own name and key identifier.
+    params: CertificateParams,
 }
 
 impl Issued {
@@ -68,6 +70,10 @@ impl Issued {
     /// The private key, PKCS#8 PEM.
     pub fn key_pem(&self) -> String {
         self.key.serialize_pem()
+    }
+    /// What signs the certificates this one issues.
+    fn issuer(&self) -> rcgen::Issuer<'_, &KeyPair> {
+        rcgen::Issuer::from_params(&self.params, &self.key)
     }
 }
 
@@ -101,10 +107,10 @@ pub fn issue(spec: &Spec, issuer: Option<&Issued>) -> Result<Issued, rcgen::Erro
     }
     let key = KeyPair::generate()?;
     let cert = match issuer {
-        Some(parent) => params.signed_by(&key, &parent.cert, &parent.key)?,
+        Some(parent) => params.signed_by(&key, &parent.issuer())?,
         None => params.self_signed(&key)?,
     };
-    Ok(Issued { cert, key })
+    Ok(Issued { cert, key, params })
 }
 
 /// A CRL, PEM, signed by `issuer`, revoking the certificates with `serials`.
@@ -126,7 +132,7 @@ pub fn revocation_list(issuer: &Issued, serials: &[u64]) -> Result<String, rcgen
             .collect(),
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     };
-    params.signed_by(&issuer.cert, &issuer.key)?.pem()
+    params.signed_by(&issuer.issuer())?.pem()
 }
 
 /// The files of a development certificate set.

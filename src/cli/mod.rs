@@ -149,7 +149,23 @@ fn check(path: &Path) -> Result<(), String> {
             "http/1.1"
         }
     );
-    for (index, cert) in tls.identity.chain.iter().enumerate() {
+    if let Some(acme) = tls.acme() {
+        println!(
+            "  acme:      {} for {} by {}, stored in {} (not contacted by check)",
+            acme.directory,
+            acme.domains.join(", "),
+            acme.challenge.as_str(),
+            acme.storage.display()
+        );
+        if let Some(http) = acme.http_listen {
+            println!("  http:      {http} (http-01 answers, the rest redirected to https)");
+        }
+    }
+    let no_warnings = Vec::new();
+    let (chain, warnings) = tls
+        .identity()
+        .map_or((&[][..], &no_warnings), |i| (&i.chain[..], &i.warnings));
+    for (index, cert) in chain.iter().enumerate() {
         let role = if index == 0 { "server" } else { "chain" };
         println!("  {role} #{}: {}", index + 1, cert.subject);
         println!("      issuer: {}", cert.issuer);
@@ -168,7 +184,7 @@ fn check(path: &Path) -> Result<(), String> {
             ldap_summary(ldap)
         );
     }
-    for warning in &tls.identity.warnings {
+    for warning in warnings {
         println!("  warning: tls.certificate: {warning}");
     }
     for warning in config.warnings() {

@@ -60,6 +60,9 @@ boot_settings! {
         "tls.client_auth (on/off, mode, user_from)",
         |c| c.tls.client_auth.as_ref().map(|a| (a.mode, a.user_from));
     http2: bool = "tls.http2", |c| c.tls.http2;
+    acme: Option<crate::tls::acme::AcmeSettings> =
+        "[tls.acme] (and whether the certificate comes from files or ACME)",
+        |c| c.tls.acme().cloned();
     htpasswd_path: Option<PathBuf> =
         "auth.htpasswd.path (the file itself is re-read on change)",
         |c| c.auth.htpasswd.as_ref().map(|h| h.path.clone());
@@ -90,8 +93,8 @@ boot_settings! {
 
 impl Boot {
     /// Whether the listeners' TLS set-up (client certificates on or off, their mode and
-    /// name field, ALPN) is the same, so a new certificate and CAs can be served by them.
+    /// name field, ALPN, the certificate's source) is the same, so a new certificate and CAs can be served by them.
     pub fn same_tls_shape(&self, other: &Boot) -> bool {
-        self.client_auth == other.client_auth && self.http2 == other.http2
+        self.client_auth == other.client_auth && self.http2 == other.http2 && self.acme == other.acme
     }
 }

@@ -66,10 +66,13 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileTls {
     /// PEM file: the server certificate first, then its intermediates (registry:2's
-    /// `http.tls.certificate`). Required.
+    /// `http.tls.certificate`). Required unless `[tls.acme]` obtains the certificate.
     pub certificate: Option<String>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for that certificate. Required.
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for that certificate. Required with
+    /// `certificate`.
     pub key: Option<String>,
+    /// Obtain and renew the certificate from an ACME server instead of the two files.
+    pub acme: Option<FileAcme>,
     /// Lowest TLS version accepted: `"1.2"` (default) or `"1.3"`.
     #[serde(default)]
     pub min_version: TlsVersion,
@@ -78,6 +81,36 @@ pub struct FileTls {
     pub http2: bool,
     /// Client certificates. Default: not asked for.
     pub client_auth: Option<FileClientAuth>,
+}
+
+/// `[tls.acme]`: the certificate from an ACME server (Let's Encrypt by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAcme {
+    /// The ACME directory URL. Default Let's Encrypt production.
+    pub directory: Option<String>,
+    /// The names of the one certificate. Required.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// E-mail address for the account (expiry and policy notices). Default none.
+    pub contact: Option<String>,
+    /// Folder for the account key and certificates, created owner-only. Required.
+    pub storage: Option<String>,
+    /// `"tls-alpn-01"` (default; answered on the TLS listener) or `"http-01"` (needs
+    /// `http_listen`).
+    #[serde(default = "default_challenge")]
+    pub challenge: crate::tls::acme::ChallengeKind,
+    /// Plain-HTTP address (usually `0.0.0.0:80`) answering http-01 and redirecting the rest
+    /// to https. Default: none.
+    pub http_listen: Option<String>,
+    /// PEM root(s) of a private ACME server's HTTPS. Default: the system's CAs.
+    pub ca: Option<String>,
+    /// Seconds before expiry to renew. Default: when a third of the lifetime is left.
+    pub renew_before: Option<u64>,
+}
+
+fn default_challenge() -> crate::tls::acme::ChallengeKind {
+    crate::tls::acme::ChallengeKind::TlsAlpn01
 }
 
 /// `[tls.client_auth]`, like registry:2's `http.tls.clientcas`.

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod auth;
 pub mod boot;
 pub mod env;
+mod acme;
 mod events;
 pub mod file;
 mod file_auth;
@@ -16,6 +17,7 @@ mod limits;
 pub mod oidc;
 mod parse;
 pub mod token;
+mod tls;
 mod unknown;
 
 use std::net::SocketAddr;
@@ -24,10 +26,9 @@ use std::time::Duration;
 
 pub use crate::auth::settings::{AuthConfig, HtpasswdConfig, TokenConfig};
 use crate::registry::forwarding::TrustedProxies;
-use crate::tls::certs::load_server_identity;
-pub use crate::tls::settings::{ClientAuthConfig, TlsConfig, TlsVersion};
+pub use crate::tls::settings::{ClientAuthConfig, ServerCert, TlsConfig, TlsVersion};
 pub use file::LogFormat;
-use file::{FileConfig, FileTls};
+use file::FileConfig;
 use parse::{default_threads, parse_admin, parse_cidrs, parse_listen, parse_upstreams};
 
 pub use crate::problem::Problem;
@@ -197,7 +198,7 @@ impl Config {
         let listen = collect(parse_listen(&file.listen), &mut problems);
         let upstream = collect(parse_upstreams(file.upstream.as_ref()), &mut problems);
         let trusted = collect(parse_cidrs(&file.trusted_proxies), &mut problems);
-        let tls = collect(parse_tls(file.tls.as_ref(), base), &mut problems);
+        let tls = collect(tls::parse_tls(file.tls.as_ref(), base), &mut problems);
         let threads = file.threads.unwrap_or_else(default_threads);
         let files = named_files(&file, base);
         let admin = collect(parse_admin(&file), &mut problems);
@@ -373,61 +374,6 @@ fn key_at(text: &str, offset: usize) -> String {
         (_, true) => table.unwrap_or("(file)").to_string(),
         (Some(table), false) => format!("{table}.{key}"),
         (None, false) => key.to_string(),
-    }
-}
-
-fn parse_tls(tls: Option<&FileTls>, base: &Path) -> Result<TlsConfig, Vec<Problem>> {
-    let tls = tls.ok_or_else(|| {
-        vec![Problem::new(
-            "tls",
-            "section is missing; add [tls] with certificate and key",
-        )]
-    })?;
-    let mut problems = Vec::new();
-    let certificate = required_path(
-        tls.certificate.as_deref(),
-        "tls.certificate",
-        base,
-        &mut problems,
-    );
-    let key = required_path(tls.key.as_deref(), "tls.key", base, &mut problems);
-    let (Some(certificate), Some(key)) = (certificate, key) else {
-        return Err(problems);
-    };
-    let identity = load_server_identity(&certificate, &key);
-    let client_auth = tls
-        .client_auth
-        .as_ref()
-        .map(|c| auth::parse_client_auth(c, base))
-        .transpose();
-    let (identity, client_auth) = match (identity, client_auth) {
-        (Ok(i), Ok(c)) => (i, c),
-        (i, c) => return Err(i.err().into_iter().chain(c.err()).flatten().collect()),
-    };
-    let min_version = tls.min_version;
-    Ok(TlsConfig {
-        certificate,
-        key,
-        min_version,
-        http2: tls.http2,
-        identity,
-        client_auth,
-    })
-}
-
-/// A path key that must be set; relative paths resolve against the config file's folder.
-fn required_path(
-    value: Option<&str>,
-    key: &str,
-    base: &Path,
-    problems: &mut Vec<Problem>,
-) -> Option<PathBuf> {
-    match value {
-        Some(v) if !v.trim().is_empty() => Some(resolve_path(base, v)),
-        _ => {
-            problems.push(Problem::new(key, "is missing; give the path of a PEM file"));
-            None
-        }
     }
 }
 

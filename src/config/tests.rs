@@ -33,8 +33,11 @@ fn minimal_config_gets_documented_defaults() {
     assert!(c.tls.http2);
     assert_eq!(c.log.format, LogFormat::Text);
     assert!(c.trusted_proxies.0.is_empty());
-    assert_eq!(c.tls.certificate, dir.path().join("server.crt"));
-    assert_eq!(c.tls.identity.chain.len(), 2);
+    let crate::config::ServerCert::Files { certificate, .. } = &c.tls.server else {
+        panic!("certificate files expected");
+    };
+    assert_eq!(certificate, &dir.path().join("server.crt"));
+    assert_eq!(c.tls.identity().unwrap().chain.len(), 2);
 }
 
 #[test]

@@ -4,17 +4,18 @@
 //!
 //! - `stall.rs`: pingora's write timeout bounds each whole write, so slow readers were cut;
 //!   client connections are wrapped and judged by the kernel's progress counters.
-//! - `tls/client_auth.rs` (`PeerMap`, `PeerRecorder`): pingora has no hook on a failed
-//!   handshake and rustls' verifier does not see the client address; the address is
-//!   recorded before the handshake under the task id.
-//! - `metrics.rs`: failed handshakes are counted from pingora's log lines, the only place
-//!   pingora reports them.
+//! - `handshake.rs`: pingora's listener cannot offer the ALPN list tls-alpn-01 needs and
+//!   reports failed handshakes only as log lines; the listeners are plain TCP and handshakes
+//!   run here, counted by reason.
+//! - `tls/client_auth.rs` (`PeerMap`): rustls' verifier does not see the client address;
+//!   the address is recorded before the handshake under the task id.
 //! - `lifecycle.rs`: pingora sleeps through the whole grace period on a graceful stop;
 //!   requests in flight are counted and the process exits when none are left.
 //! - `tls/mod.rs`: pingora's certificate loader panics on a bad file; certificates are
 //!   loaded and checked here and pingora gets a resolver.
 
 pub mod conn_limit;
+pub mod handshake;
 pub mod lifecycle;
 pub mod stall;
 

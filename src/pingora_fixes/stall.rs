@@ -68,20 +68,28 @@ fn show_peer(socket: Option<&SocketDigest>) -> String {
     crate::clock::or_dash(socket.and_then(|s| s.peer_addr()))
 }
 
-/// A server app whose client connections are [`Watched`].
+/// A server app whose client connections are counted against `limits.max_connections`,
+/// handshaken ([`super::handshake`]) and [`Watched`].
 pub struct WatchedApp<A> {
     inner: Arc<A>,
     idle: Duration,
     /// `limits.max_connections`, when set.
     limit: Option<Arc<super::conn_limit::ConnectionLimit>>,
+    handshake: super::handshake::Handshake,
 }
 
 impl<A> WatchedApp<A> {
-    pub fn new(inner: A, idle: Duration, max_connections: Option<u32>) -> Self {
+    pub fn new(
+        inner: A,
+        idle: Duration,
+        max_connections: Option<u32>,
+        handshake: super::handshake::Handshake,
+    ) -> Self {
         Self {
             inner: Arc::new(inner),
             idle,
             limit: max_connections.map(super::conn_limit::ConnectionLimit::new),
+            handshake,
         }
     }
 
@@ -98,32 +106,34 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for WatchedApp<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // A kept-alive connection comes back already wrapped.
-        let stream: Stream = if stream.as_any().is::<Watched>() {
-            stream
-        } else {
-            let mut watched = Watched::new(stream, self.idle);
-            if let Some(limit) = &self.limit {
-                let ip = watched
-                    .socket
-                    .as_ref()
-                    .and_then(|s| s.peer_addr())
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip());
-                match ip.map(|ip| limit.take(ip)) {
-                    Some(None) => {
-                        tracing::info!(client = %show_peer(watched.socket.as_deref()), "connection refused: limits.max_connections reached for this address");
-                        if let Some(metrics) = crate::telemetry::metrics::global() {
-                            metrics.limited("connections".into());
-                        }
-                        return None;
+        // A kept-alive connection comes back already handshaken and wrapped.
+        if stream.as_any().is::<Watched>() {
+            return self.inner.process_new(stream, shutdown).await;
+        }
+        let socket = stream.get_socket_digest();
+        let mut slot = None;
+        if let Some(limit) = &self.limit {
+            let ip = socket
+                .as_ref()
+                .and_then(|s| s.peer_addr())
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
+            match ip.map(|ip| limit.take(ip)) {
+                Some(None) => {
+                    tracing::info!(client = %show_peer(socket.as_deref()), "connection refused: limits.max_connections reached for this address");
+                    if let Some(metrics) = crate::telemetry::metrics::global() {
+                        metrics.limited("connections".into());
                     }
-                    Some(slot) => watched.slot = slot,
-                    None => {}
+                    return None;
                 }
+                Some(taken) => slot = taken,
+                None => {}
             }
-            Box::new(watched)
-        };
+        }
+        let stream = self.handshake.accept(stream).await?;
+        let mut watched = Watched::new(stream, self.idle);
+        watched.slot = slot;
+        let stream: Stream = Box::new(watched);
         self.inner.process_new(stream, shutdown).await
     }
 

@@ -25,6 +25,8 @@ pub struct AdminApp {
     pub pool: Arc<Pool>,
     /// The webhooks, for their delivery metrics.
     pub events: Arc<crate::events::Events>,
+    /// With `[tls.acme]`: the certificate it serves, for readiness and the gauges.
+    pub acme: Option<Arc<crate::tls::acme::Acme>>,
 }
 
 #[async_trait]
@@ -33,7 +35,7 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/healthz" => text(200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" => match self.any_backend_ready().await {
+            "/readyz" => match self.has_certificate().and(self.any_backend_ready().await) {
                 Ok(()) => text(200, "text/plain", b"ready\n".to_vec()),
                 Err(why) => text(
                     503,
@@ -52,11 +54,25 @@ impl ServeHttp for AdminApp {
 }
 
 impl AdminApp {
+    /// Ready only once there is a certificate to serve (with `[tls.acme]`, after the first
+    /// order).
+    fn has_certificate(&self) -> Result<(), String> {
+        match &self.acme {
+            Some(acme) if acme.current().is_none() => {
+                Err("no certificate yet: the first ACME order has not succeeded".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `/metrics`: the counters, the gauges, and the directory client's own metrics.
     fn metrics_text(&self) -> String {
         let mut text = self.metrics.render(&self.gauges());
         if let Some(directory) = &self.state.live().access.authn.ldap {
             directory.render_metrics(&mut text);
+        }
+        if let Some(acme) = &self.acme {
+            acme.render_metrics(&mut text);
         }
         self.events.render_metrics(&mut text);
         self.state
@@ -99,7 +115,9 @@ impl AdminApp {
                 up,
             ));
         }
-        if let Some(leaf) = tls.identity.chain.first() {
+        let acme_cert = self.acme.as_ref().and_then(|a| a.current());
+        let serving = tls.identity().or(acme_cert.as_deref());
+        if let Some(leaf) = serving.and_then(|i| i.chain.first()) {
             gauges.push((
                 "portcullis_certificate_expiry_seconds",
                 "Seconds until the serving certificate expires.",

@@ -37,13 +37,10 @@ impl Reloader {
         let restart = self.state.boot.changed_keys(&boot);
         self.state.replace(self.next_live(new, &boot));
         let live = self.state.live();
-        let serving = live
-            .tls
-            .identity
-            .chain
-            .first()
-            .map(|c| c.subject.clone())
-            .unwrap_or_default();
+        let serving = match live.tls.identity() {
+            Some(identity) => identity.chain.first().map(|c| c.subject.clone()).unwrap_or_default(),
+            None => "from tls.acme".into(),
+        };
         tracing::info!(certificate = %serving, rules = live.access.acl.rules.len(), "configuration reloaded");
         if !restart.is_empty() {
             tracing::warn!("changed but kept until a restart: {}", restart.join("; "));
@@ -58,7 +55,7 @@ impl Reloader {
     fn next_live(&self, new: Config, boot: &Boot) -> Live {
         let current = self.state.live();
         let tls = if self.state.boot.same_tls_shape(boot) {
-            for warning in &new.tls.identity.warnings {
+            for warning in new.tls.identity().iter().flat_map(|i| &i.warnings) {
                 tracing::warn!("tls.certificate: {warning}");
             }
             Arc::new(new.tls.clone())

@@ -20,7 +20,9 @@ use crate::runtime::admin::AdminApp;
 use crate::runtime::reload::Reloader;
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
-use crate::tls::client_auth::PeerRecorder;
+use crate::pingora_fixes::handshake::Handshake;
+use crate::runtime::acme_http::AcmeHttpApp;
+use crate::tls::acme::Acme;
 use crate::tls::{self, LiveTls};
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -50,6 +52,7 @@ struct Parts {
 pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     let mut addresses = config.listen.clone();
     addresses.extend(config.admin);
+    addresses.extend(config.tls.acme().and_then(|a| a.http_listen));
     check_bindable(&addresses)?;
     tls::install_crypto_provider(config.tls.min_version)?;
     let audit = match &config.audit {
@@ -80,8 +83,9 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     if let Some(oidc) = &state.live().access.authn.oidc {
         oidc.prefetch();
     }
+    let acme = config.tls.acme().cloned().map(Acme::start).transpose()?;
     let parts = Parts {
-        live_tls: Arc::new(LiveTls::new(&config.tls, state.clone())),
+        live_tls: Arc::new(LiveTls::new(&config.tls, state.clone(), acme.clone())),
         state,
         in_flight: InFlight::default(),
         metrics,
@@ -101,15 +105,25 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
             state: Arc::clone(&parts.state),
             pool: Arc::clone(&parts.pool),
             events: Arc::clone(&parts.events),
+            acme: acme.clone(),
         };
         let mut admin = Service::new("admin".to_string(), app);
         admin.add_tcp(&addr.to_string());
         server.add_service(admin);
     }
+    if let Some((acme, addr)) = acme.as_ref().and_then(|a| Some((a, a.settings.http_listen?))) {
+        let app = AcmeHttpApp {
+            acme: Arc::clone(acme),
+            https_port: config.listen.first().map_or(443, |a| a.port()),
+        };
+        let mut http = Service::new("acme http".to_string(), app);
+        http.add_tcp(&addr.to_string());
+        server.add_service(http);
+    }
     reloader.spawn(config.watch);
 
     tracing::info!(listen = ?config.listen, admin = ?config.admin, upstreams = config.upstreams.len(), http2 = config.tls.http2, "portcullis starting");
-    for warning in &config.tls.identity.warnings {
+    for warning in config.tls.identity().iter().flat_map(|i| &i.warnings) {
         tracing::warn!("tls.certificate: {warning}");
     }
     for warning in config.warnings() {
@@ -158,19 +172,18 @@ fn proxy_service(
     h2.initial_window_size(H2_STREAM_WINDOW);
     h2.initial_connection_window_size(H2_CONNECTION_WINDOW);
     proxy.h2_options = Some(h2);
-    let app = WatchedApp::new(proxy, config.timeouts.idle, config.limits.max_connections);
+    let app = WatchedApp::new(
+        proxy,
+        config.timeouts.idle,
+        config.limits.max_connections,
+        Handshake::new(&parts.live_tls)?,
+    );
     let mut service = Service::new("portcullis".to_string(), app);
     for addr in &config.listen {
-        let settings = tls::listener_settings(&parts.live_tls).map_err(|e| format!("tls: {e}"))?;
         service.add_listener(
             ListenerConfig::tcp(addr.to_string())
-                .tls(settings)
                 .l4_buffer(L4BufferSettings::default().read(L4_READ_BUFFER)),
         );
-    }
-    if parts.live_tls.client.is_some() {
-        let recorder = PeerRecorder(Arc::clone(&parts.live_tls.peers));
-        service.endpoints().set_pre_tls_callback(Arc::new(recorder));
     }
     Ok(service)
 }

@@ -11,9 +11,8 @@ use pingora::Error;
 use tracing::field::Field;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{debug_fn, Writer};
-use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -57,13 +56,11 @@ pub fn init(log: &LogConfig) {
             .with_ansi(false)
             .fmt_fields(debug_fn(write_escaped_field).delimited(" "))
             .finish()
-            .with(HandshakeFailures)
             .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .finish()
-            .with(HandshakeFailures)
             .try_init(),
     };
     if let Err(e) = result {
@@ -141,76 +138,8 @@ pub fn log_request(
     );
 }
 
-/// Counts failed TLS handshakes by reason. pingora reports them only as a log line
-/// (`Downstream handshake error from ADDR: ...`, `Downstream handshake timeout`), so this
-/// layer reads those lines as they are logged.
-pub struct HandshakeFailures;
-
-impl<S: tracing::Subscriber> Layer<S> for HandshakeFailures {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        // Bridged `log` records carry their real target in fields, not in the metadata;
-        // the message text alone identifies pingora's handshake lines.
-        if *event.metadata().level() > tracing::Level::WARN {
-            return;
-        }
-        let mut message = MessageText(String::new());
-        event.record(&mut message);
-        if let (Some(reason), Some(metrics)) = (
-            handshake_failure_reason(&message.0),
-            crate::telemetry::metrics::global(),
-        ) {
-            metrics.handshake_failure(reason);
-        }
-    }
-}
-
-struct MessageText(String);
-
-impl tracing::field::Visit for MessageText {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0 = value.to_string();
-        }
-    }
-}
-
-/// The reason label of a pingora handshake-failure log line; `None` for other lines.
-pub fn handshake_failure_reason(message: &str) -> Option<&'static str> {
-    if message.contains("Downstream handshake timeout") {
-        return Some("timeout");
-    }
-    if !message.contains("Downstream handshake error") {
-        return None;
-    }
-    let reasons: [(&str, &str); 10] = [
-        ("peer sent no certificates", "no_client_certificate"),
-        ("expired", "expired"),
-        ("NotValidYet", "not_yet_valid"),
-        ("not valid before", "not_yet_valid"),
-        ("UnknownIssuer", "unknown_issuer"),
-        ("Revoked", "revoked"),
-        ("BadSignature", "bad_signature"),
-        ("ProtocolVersion", "protocol_version"),
-        ("NoCipherSuitesInCommon", "no_shared_cipher"),
-        ("handshake eof", "eof"),
-    ];
-    Some(
-        reasons
-            .iter()
-            .find(|(needle, _)| message.contains(needle))
-            .map_or("other", |(_, r)| r),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::handshake_failure_reason as reason;
-
     #[test]
     fn control_characters_are_escaped() {
         use std::fmt::Write;
@@ -224,37 +153,5 @@ mod tests {
             escape_controls("a\r\nb\0c\x1b[2Jd\u{7f}\u{85}"),
             "a\\r\\nb\\u{0}c\\u{1b}[2Jd\\u{7f}\\u{85}"
         );
-    }
-
-    #[test]
-    fn classifies_pingora_handshake_lines() {
-        let line = |rest: &str| {
-            format!("Downstream handshake error from 127.0.0.1:5555:  TLSHandshakeFailure context: tls connect error: {rest}")
-        };
-        assert_eq!(
-            reason(&line("peer sent no certificates")),
-            Some("no_client_certificate")
-        );
-        assert_eq!(
-            reason(&line(
-                "invalid peer certificate: certificate expired: verification time 1"
-            )),
-            Some("expired")
-        );
-        assert_eq!(
-            reason(&line("invalid peer certificate: UnknownIssuer")),
-            Some("unknown_issuer")
-        );
-        assert_eq!(
-            reason(&line("invalid peer certificate: Revoked")),
-            Some("revoked")
-        );
-        assert_eq!(reason(&line("tls handshake eof")), Some("eof"));
-        assert_eq!(
-            reason(&line("received corrupt message of type InvalidContentType")),
-            Some("other")
-        );
-        assert_eq!(reason("Downstream handshake timeout"), Some("timeout"));
-        assert_eq!(reason("Server starting"), None);
     }
 }

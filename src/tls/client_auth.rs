@@ -15,10 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::listeners::{PreTlsProcess, TlsAccept};
-use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
-use pingora::protocols::GetSocketDigest;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -180,7 +178,8 @@ const PEER_TTL: Duration = Duration::from_secs(61);
 const MAX_PEERS: usize = 8192;
 
 impl PeerMap {
-    fn insert(&self, addr: SocketAddr) {
+    /// Remembers `addr` as the client of the current task's handshake.
+    pub fn insert(&self, addr: SocketAddr) {
         let Some(id) = tokio::task::try_id() else {
             return;
         };
@@ -217,27 +216,11 @@ impl PeerMap {
             .map(|(a, _)| *a)
     }
 
-    fn remove_current(&self) {
+    /// Forgets the current task's entry (its handshake is over).
+    pub fn remove_current(&self) {
         if let Some(id) = tokio::task::try_id() {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         }
-    }
-}
-
-/// Records each connection's address before its TLS handshake.
-pub struct PeerRecorder(pub Arc<PeerMap>);
-
-#[async_trait]
-impl PreTlsProcess for PeerRecorder {
-    async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
-        if let Some(addr) = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().cloned())
-            .and_then(|a| a.as_inet().copied())
-        {
-            self.0.insert(addr);
-        }
-        Ok(())
     }
 }
 

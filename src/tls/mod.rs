@@ -1,5 +1,6 @@
 //! TLS termination: the rustls pieces handed to pingora's listener.
 
+pub mod acme;
 pub mod certs;
 pub mod client_auth;
 pub mod http_client;
@@ -7,10 +8,9 @@ pub mod settings;
 
 use std::sync::Arc;
 
-use pingora::listeners::tls::TlsSettings;
-use pingora::protocols::ALPN;
+use pingora::listeners::tls::{Acceptor, TlsSettings};
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig};
 use rustls::sign::CertifiedKey;
 
 use client_auth::{ClientAuthMode, LiveVerifier, PeerMap, UserFrom};
@@ -46,13 +46,24 @@ pub trait TlsSource: Send + Sync + std::fmt::Debug {
 }
 
 /// Serves the served settings' certificate chain to every client, whatever name it asks
-/// for; after a reload, new handshakes get the new one.
+/// for; after a reload, new handshakes get the new one. With `[tls.acme]`, serves what the
+/// ACME manager holds instead, and its tls-alpn-01 answers.
 #[derive(Debug)]
-pub struct LiveCert(Arc<dyn TlsSource>);
+pub struct LiveCert {
+    source: Arc<dyn TlsSource>,
+    acme: Option<Arc<acme::Acme>>,
+}
 
 impl ResolvesServerCert for LiveCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(&self.0.tls().identity.certified_key))
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match &self.acme {
+            Some(acme) => acme.resolve(&hello),
+            None => self
+                .source
+                .tls()
+                .identity()
+                .map(|i| Arc::clone(&i.certified_key)),
+        }
     }
 }
 
@@ -66,11 +77,17 @@ pub struct LiveTls {
     pub user_from: Option<UserFrom>,
     pub peers: Arc<PeerMap>,
     pub http2: bool,
+    /// With `[tls.acme]`.
+    pub acme: Option<Arc<acme::Acme>>,
 }
 
 impl LiveTls {
     /// Listeners shaped by `tls` (the start-up settings) that serve what `source` holds.
-    pub fn new(tls: &TlsConfig, source: Arc<dyn TlsSource>) -> Self {
+    pub fn new(
+        tls: &TlsConfig,
+        source: Arc<dyn TlsSource>,
+        acme: Option<Arc<acme::Acme>>,
+    ) -> Self {
         let peers = Arc::new(PeerMap::default());
         let client = tls.client_auth.as_ref().map(|c| {
             Arc::new(LiveVerifier::new(
@@ -80,39 +97,68 @@ impl LiveTls {
             ))
         });
         LiveTls {
-            cert: Arc::new(LiveCert(source)),
+            cert: Arc::new(LiveCert {
+                source,
+                acme: acme.clone(),
+            }),
             client,
             user_from: tls.client_auth.as_ref().map(|c| c.user_from),
             peers,
             http2: tls.http2,
+            acme,
         }
     }
 }
 
+/// The TLS acceptor of the listeners: pingora's, with its client-certificate callback,
+/// handshaking with [`server_config`].
+pub fn acceptor(live: &LiveTls) -> pingora::Result<Acceptor> {
+    let mut acceptor = listener_settings(live)?.build();
+    acceptor.acceptor = pingora::tls::TlsAcceptor::from(Arc::new(server_config(live)));
+    Ok(acceptor)
+}
+
 /// pingora listener settings: our own resolver (so no file is loaded, or panicked over, by
-/// pingora) and ALPN h2 + http/1.1 or http/1.1 alone. With client certificates, the
-/// listener also verifies them and attaches each one's [`client_auth::ClientIdentity`] to
-/// its connection.
-pub fn listener_settings(live: &LiveTls) -> pingora::Result<TlsSettings> {
+/// pingora). With client certificates, the listener also verifies them and attaches each
+/// one's [`client_auth::ClientIdentity`] to its connection.
+fn listener_settings(live: &LiveTls) -> pingora::Result<TlsSettings> {
     let mut settings = match (&live.client, live.user_from) {
-        (Some(verifier), Some(user_from)) => {
+        (Some(_), Some(user_from)) => {
             let callback = client_auth::IdentityCallback {
                 user_from,
                 peers: Arc::clone(&live.peers),
             };
-            let mut settings = TlsSettings::with_callbacks(Box::new(callback))?;
-            let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier.clone();
-            settings.set_client_cert_verifier(verifier);
-            settings
+            TlsSettings::with_callbacks(Box::new(callback))?
         }
         _ => TlsSettings::intermediate("", "")?,
     };
     let resolver: Arc<dyn ResolvesServerCert> = live.cert.clone();
     settings.set_cert_resolver(resolver);
-    if live.http2 {
-        settings.enable_h2();
-    } else {
-        settings.set_alpn(ALPN::H1);
-    }
     Ok(settings)
+}
+
+/// The rustls configuration pingora would build (TLS 1.2 and 1.3 with the process
+/// provider, our resolver and verifier), with the ALPN list pingora cannot express: h2
+/// (when enabled) and http/1.1, plus `acme-tls/1` for tls-alpn-01 validation handshakes.
+pub fn server_config(live: &LiveTls) -> ServerConfig {
+    let builder =
+        ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13]);
+    let builder = match &live.client {
+        Some(verifier) => {
+            let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier.clone();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let resolver: Arc<dyn ResolvesServerCert> = live.cert.clone();
+    let mut config = builder.with_cert_resolver(resolver);
+    config.alpn_protocols = if live.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    if live.acme.as_ref().is_some_and(|a| a.answers_on_tls()) {
+        config.alpn_protocols.push(acme::ACME_TLS_ALPN.to_vec());
+    }
+    config
 }

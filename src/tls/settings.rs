@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rustls::server::danger::ClientCertVerifier;
 
+use super::acme::AcmeSettings;
 use super::certs::ServerIdentity;
 use super::client_auth::{ClientAuthMode, UserFrom};
 
@@ -18,14 +19,25 @@ pub enum TlsVersion {
     Tls13,
 }
 
-/// `[tls]`, checked: the identity is loaded and matches.
+/// Where the server certificate comes from.
+#[derive(Debug, Clone)]
+pub enum ServerCert {
+    /// `tls.certificate` and `tls.key`, loaded and checked (a reload reads them again).
+    Files {
+        certificate: PathBuf,
+        key: PathBuf,
+        identity: ServerIdentity,
+    },
+    /// `[tls.acme]`: obtained and renewed by the gateway itself.
+    Acme(AcmeSettings),
+}
+
+/// `[tls]`, checked: the identity is loaded and matches, or ACME is set up.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
-    pub certificate: PathBuf,
-    pub key: PathBuf,
+    pub server: ServerCert,
     pub min_version: TlsVersion,
     pub http2: bool,
-    pub identity: ServerIdentity,
     pub client_auth: Option<ClientAuthConfig>,
 }
 
@@ -38,4 +50,21 @@ pub struct ClientAuthConfig {
     pub crls: Vec<PathBuf>,
     /// The WebPki verifier for `cas` and `crls` (the listener wraps it to log refusals).
     pub verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl TlsConfig {
+    /// The certificate files' identity; `None` with `[tls.acme]`.
+    pub fn identity(&self) -> Option<&ServerIdentity> {
+        match &self.server {
+            ServerCert::Files { identity, .. } => Some(identity),
+            ServerCert::Acme(_) => None,
+        }
+    }
+
+    pub fn acme(&self) -> Option<&AcmeSettings> {
+        match &self.server {
+            ServerCert::Acme(acme) => Some(acme),
+            ServerCert::Files { .. } => None,
+        }
+    }
 }
