@@ -12,8 +12,9 @@ use crate::tls::certs::read_certificates;
 /// Every problem of `[tls.acme]`, each naming its key.
 pub fn parse_acme(file: &FileAcme, base: &Path) -> Result<AcmeSettings, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut problem =
-        |key: &str, message: String| problems.push(Problem::new(format!("tls.acme.{key}"), message));
+    let mut problem = |key: &str, message: String| {
+        problems.push(Problem::new(format!("tls.acme.{key}"), message))
+    };
     let directory = file
         .directory
         .as_deref()
@@ -29,7 +30,10 @@ pub fn parse_acme(file: &FileAcme, base: &Path) -> Result<AcmeSettings, Vec<Prob
         Some(c) => match contact_uri(c) {
             Some(uri) => vec![uri],
             None => {
-                problem("contact", format!("\"{c}\" is not an e-mail address, e.g. \"ops@example.com\""));
+                problem(
+                    "contact",
+                    format!("\"{c}\" is not an e-mail address, e.g. \"ops@example.com\""),
+                );
                 Vec::new()
             }
         },
@@ -43,11 +47,22 @@ pub fn parse_acme(file: &FileAcme, base: &Path) -> Result<AcmeSettings, Vec<Prob
     };
     let http_listen = match file.http_listen.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(a) => a.parse::<SocketAddr>().map_err(|_| {
-            problem("http_listen", format!("\"{a}\" is not an address:port, e.g. \"0.0.0.0:80\""));
-        }).ok(),
+        Some(a) => a
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                problem(
+                    "http_listen",
+                    format!("\"{a}\" is not an address:port, e.g. \"0.0.0.0:80\""),
+                );
+            })
+            .ok(),
     };
-    if file.challenge == ChallengeKind::Http01 && file.http_listen.as_deref().is_none_or(|a| a.trim().is_empty()) {
+    if file.challenge == ChallengeKind::Http01
+        && file
+            .http_listen
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty())
+    {
         problem("http_listen", "is missing; the http-01 challenge is answered on a plain-HTTP listener, e.g. \"0.0.0.0:80\" (or use challenge = \"tls-alpn-01\")".into());
     }
     let ca = match file.ca.as_deref().map(str::trim) {
@@ -55,13 +70,20 @@ pub fn parse_acme(file: &FileAcme, base: &Path) -> Result<AcmeSettings, Vec<Prob
         Some(path) => match read_certificates(&resolve_path(base, path)) {
             Ok(certs) => certs.into_iter().map(|c| c.to_vec()).collect(),
             Err(e) => {
-                problem("ca", format!("{e}; give the PEM root of the ACME server's HTTPS certificate"));
+                problem(
+                    "ca",
+                    format!("{e}; give the PEM root of the ACME server's HTTPS certificate"),
+                );
                 Vec::new()
             }
         },
     };
     if file.renew_before == Some(0) {
-        problem("renew_before", "must be at least 1 second (or left out: renew when a third of the lifetime is left)".into());
+        problem(
+            "renew_before",
+            "must be at least 1 second (or left out: renew when a third of the lifetime is left)"
+                .into(),
+        );
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -88,7 +110,10 @@ fn is_https_url(url: &str) -> bool {
 /// tls-alpn-01 (no wildcards, no IP addresses), none twice.
 fn domains(names: &[String], problem: &mut impl FnMut(&str, String)) -> Vec<String> {
     if names.is_empty() {
-        problem("domains", "is missing; give the names clients use, e.g. [\"registry.example.com\"]".into());
+        problem(
+            "domains",
+            "is missing; give the names clients use, e.g. [\"registry.example.com\"]".into(),
+        );
     }
     let mut out: Vec<String> = Vec::new();
     for name in names {
@@ -129,7 +154,8 @@ fn is_dns_name(name: &str) -> bool {
 fn contact_uri(contact: &str) -> Option<String> {
     let address = contact.strip_prefix("mailto:").unwrap_or(contact);
     let (user, host) = address.split_once('@')?;
-    let plain = |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || ",;<>@".contains(c));
+    let plain =
+        |s: &str| !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || ",;<>@".contains(c));
     (plain(user) && plain(host) && host.contains('.')).then(|| format!("mailto:{address}"))
 }
 

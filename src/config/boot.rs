@@ -95,6 +95,8 @@ impl Boot {
     /// Whether the listeners' TLS set-up (client certificates on or off, their mode and
     /// name field, ALPN, the certificate's source) is the same, so a new certificate and CAs can be served by them.
     pub fn same_tls_shape(&self, other: &Boot) -> bool {
-        self.client_auth == other.client_auth && self.http2 == other.http2 && self.acme == other.acme
+        self.client_auth == other.client_auth
+            && self.http2 == other.http2
+            && self.acme == other.acme
     }
 }

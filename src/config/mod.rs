@@ -5,10 +5,10 @@
 //! every [`Problem`] found, each naming its TOML key and the fix.
 
 pub mod acl;
+mod acme;
 pub mod auth;
 pub mod boot;
 pub mod env;
-mod acme;
 mod events;
 pub mod file;
 mod file_auth;
@@ -16,8 +16,8 @@ mod ldap;
 mod limits;
 pub mod oidc;
 mod parse;
-pub mod token;
 mod tls;
+pub mod token;
 mod unknown;
 
 use std::net::SocketAddr;
@@ -27,8 +27,8 @@ use std::time::Duration;
 pub use crate::auth::settings::{AuthConfig, HtpasswdConfig, TokenConfig};
 use crate::registry::forwarding::TrustedProxies;
 pub use crate::tls::settings::{ClientAuthConfig, ServerCert, TlsConfig, TlsVersion};
-pub use file::LogFormat;
 use file::FileConfig;
+pub use file::LogFormat;
 use parse::{default_threads, parse_admin, parse_cidrs, parse_listen, parse_upstreams};
 
 pub use crate::problem::Problem;

@@ -78,4 +78,3 @@ fn required_path(
         }
     }
 }
-

@@ -50,7 +50,8 @@ impl Handshake {
         if let (Some(peers), Some(addr)) = (&self.peers, peer) {
             peers.insert(addr);
         }
-        let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.tls_handshake(*tcp)).await;
+        let outcome =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.tls_handshake(*tcp)).await;
         if let Some(peers) = &self.peers {
             peers.remove_current();
         }
@@ -106,14 +107,26 @@ mod tests {
 
     #[test]
     fn classifies_handshake_errors() {
-        let line = |rest: &str| format!(" TLSHandshakeFailure context: TLS accept() failed: {rest}");
-        assert_eq!(reason(&line("peer sent no certificates")), "no_client_certificate");
+        let line =
+            |rest: &str| format!(" TLSHandshakeFailure context: TLS accept() failed: {rest}");
         assert_eq!(
-            reason(&line("invalid peer certificate: certificate expired: verification time 1")),
+            reason(&line("peer sent no certificates")),
+            "no_client_certificate"
+        );
+        assert_eq!(
+            reason(&line(
+                "invalid peer certificate: certificate expired: verification time 1"
+            )),
             "expired"
         );
-        assert_eq!(reason(&line("invalid peer certificate: UnknownIssuer")), "unknown_issuer");
-        assert_eq!(reason(&line("invalid peer certificate: Revoked")), "revoked");
+        assert_eq!(
+            reason(&line("invalid peer certificate: UnknownIssuer")),
+            "unknown_issuer"
+        );
+        assert_eq!(
+            reason(&line("invalid peer certificate: Revoked")),
+            "revoked"
+        );
         assert_eq!(reason(&line("tls handshake eof")), "eof");
         assert_eq!(
             reason(&line("received corrupt message of type InvalidContentType")),

@@ -47,7 +47,10 @@ impl ServeHttp for AcmeHttpApp {
                 .header(http::header::CONTENT_LENGTH, 0)
                 .body(Vec::new())
                 .unwrap_or_default(),
-            None => plain(400, b"a Host header naming this server is required\n".to_vec()),
+            None => plain(
+                400,
+                b"a Host header naming this server is required\n".to_vec(),
+            ),
         }
     }
 }
@@ -57,7 +60,10 @@ impl ServeHttp for AcmeHttpApp {
 pub fn redirect_location(host: &str, target: &str, https_port: u16) -> Option<String> {
     let name = match host.strip_prefix('[') {
         Some(v6) => format!("[{}]", v6.split(']').next()?),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name).to_string(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, _)| name)
+            .to_string(),
     };
     let plain = |c: char| c.is_ascii_alphanumeric() || ".-[]:".contains(c);
     if name.is_empty() || !name.chars().all(plain) {
@@ -96,7 +102,10 @@ mod tests {
             location("registry.example.com:80", "/v2/", 5443).as_deref(),
             Some("https://registry.example.com:5443/v2/")
         );
-        assert_eq!(location("[::1]:80", "/", 443).as_deref(), Some("https://[::1]/"));
+        assert_eq!(
+            location("[::1]:80", "/", 443).as_deref(),
+            Some("https://[::1]/")
+        );
         assert_eq!(location("evil.com/x", "/", 443), None);
         assert_eq!(location("a b", "/", 443), None);
         assert_eq!(location("", "/", 443), None);

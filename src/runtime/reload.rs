@@ -38,7 +38,11 @@ impl Reloader {
         self.state.replace(self.next_live(new, &boot));
         let live = self.state.live();
         let serving = match live.tls.identity() {
-            Some(identity) => identity.chain.first().map(|c| c.subject.clone()).unwrap_or_default(),
+            Some(identity) => identity
+                .chain
+                .first()
+                .map(|c| c.subject.clone())
+                .unwrap_or_default(),
             None => "from tls.acme".into(),
         };
         tracing::info!(certificate = %serving, rules = live.access.acl.rules.len(), "configuration reloaded");

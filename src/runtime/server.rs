@@ -14,14 +14,14 @@ use crate::gateway::backends::{self, OpenRegistry, Pool};
 use crate::gateway::decide::Access;
 use crate::gateway::proxy::Gateway;
 use crate::gateway::state::State;
+use crate::pingora_fixes::handshake::Handshake;
 use crate::pingora_fixes::lifecycle::{GracefulStop, InFlight};
 use crate::pingora_fixes::stall::WatchedApp;
+use crate::runtime::acme_http::AcmeHttpApp;
 use crate::runtime::admin::AdminApp;
 use crate::runtime::reload::Reloader;
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
-use crate::pingora_fixes::handshake::Handshake;
-use crate::runtime::acme_http::AcmeHttpApp;
 use crate::tls::acme::Acme;
 use crate::tls::{self, LiveTls};
 use pingora::listeners::ListenerConfig;
@@ -83,7 +83,10 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
     if let Some(oidc) = &state.live().access.authn.oidc {
         oidc.prefetch();
     }
-    let acme = config.tls.acme().cloned().map(Acme::start).transpose()?;
+    let acme = match config.tls.acme() {
+        Some(settings) => Some(start_acme(settings, &config.listen)?),
+        None => None,
+    };
     let parts = Parts {
         live_tls: Arc::new(LiveTls::new(&config.tls, state.clone(), acme.clone())),
         state,
@@ -111,7 +114,10 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), String> {
         admin.add_tcp(&addr.to_string());
         server.add_service(admin);
     }
-    if let Some((acme, addr)) = acme.as_ref().and_then(|a| Some((a, a.settings.http_listen?))) {
+    if let Some((acme, addr)) = acme
+        .as_ref()
+        .and_then(|a| Some((a, a.settings.http_listen?)))
+    {
         let app = AcmeHttpApp {
             acme: Arc::clone(acme),
             https_port: config.listen.first().map_or(443, |a| a.port()),
@@ -186,6 +192,19 @@ fn proxy_service(
         );
     }
     Ok(service)
+}
+
+/// Starts the ACME manager; its orders wait for the listener validations come to.
+fn start_acme(
+    settings: &crate::tls::acme::AcmeSettings,
+    listen: &[SocketAddr],
+) -> Result<Arc<Acme>, String> {
+    let listener = match settings.challenge {
+        crate::tls::acme::ChallengeKind::TlsAlpn01 => listen.first().copied(),
+        crate::tls::acme::ChallengeKind::Http01 => settings.http_listen,
+    }
+    .ok_or("tls.acme: no listener for the validations to reach")?;
+    Acme::start(settings.clone(), listener)
 }
 
 /// Fails early, with the address named, when a listen address cannot be bound (in use, not

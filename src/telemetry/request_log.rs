@@ -57,11 +57,7 @@ pub fn init(log: &LogConfig) {
             .fmt_fields(debug_fn(write_escaped_field).delimited(" "))
             .finish()
             .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .finish()
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).finish().try_init(),
     };
     if let Err(e) = result {
         eprintln!("portcullis: logging was already set up: {e}");

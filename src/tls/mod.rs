@@ -83,11 +83,7 @@ pub struct LiveTls {
 
 impl LiveTls {
     /// Listeners shaped by `tls` (the start-up settings) that serve what `source` holds.
-    pub fn new(
-        tls: &TlsConfig,
-        source: Arc<dyn TlsSource>,
-        acme: Option<Arc<acme::Acme>>,
-    ) -> Self {
+    pub fn new(tls: &TlsConfig, source: Arc<dyn TlsSource>, acme: Option<Arc<acme::Acme>>) -> Self {
         let peers = Arc::new(PeerMap::default());
         let client = tls.client_auth.as_ref().map(|c| {
             Arc::new(LiveVerifier::new(
@@ -141,8 +137,10 @@ fn listener_settings(live: &LiveTls) -> pingora::Result<TlsSettings> {
 /// provider, our resolver and verifier), with the ALPN list pingora cannot express: h2
 /// (when enabled) and http/1.1, plus `acme-tls/1` for tls-alpn-01 validation handshakes.
 pub fn server_config(live: &LiveTls) -> ServerConfig {
-    let builder =
-        ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13]);
+    let builder = ServerConfig::builder_with_protocol_versions(&[
+        &rustls::version::TLS12,
+        &rustls::version::TLS13,
+    ]);
     let builder = match &live.client {
         Some(verifier) => {
             let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier.clone();

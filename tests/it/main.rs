@@ -3,6 +3,7 @@
 
 mod common;
 
+mod acme;
 mod auth_basic;
 mod auth_cert;
 mod auth_token;

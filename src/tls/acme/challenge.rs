@@ -49,14 +49,22 @@ impl<'a> Published<'a> {
 
     /// Answers tls-alpn-01 handshakes for `name` with `certificate`.
     pub fn alpn(&mut self, name: &str, certificate: CertifiedKey) {
-        let mut answers = self.acme.alpn_answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut answers = self
+            .acme
+            .alpn_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         answers.insert(name.to_ascii_lowercase(), Arc::new(certificate));
         self.names.push(name.to_ascii_lowercase());
     }
 
     /// Answers `GET /.well-known/acme-challenge/TOKEN` with `key_authorization`.
     pub fn http(&mut self, token: &str, key_authorization: &str) {
-        let mut answers = self.acme.http_answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut answers = self
+            .acme
+            .http_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         answers.insert(token.to_string(), key_authorization.to_string());
         self.tokens.push(token.to_string());
     }
@@ -64,12 +72,20 @@ impl<'a> Published<'a> {
 
 impl Drop for Published<'_> {
     fn drop(&mut self) {
-        let mut alpn = self.acme.alpn_answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut alpn = self
+            .acme
+            .alpn_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for name in &self.names {
             alpn.remove(name);
         }
         drop(alpn);
-        let mut http = self.acme.http_answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut http = self
+            .acme
+            .http_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for token in &self.tokens {
             http.remove(token);
         }

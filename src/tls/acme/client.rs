@@ -32,13 +32,18 @@ impl AcmeHttp {
 
     /// The server's last `Retry-After`, taken (so it applies once).
     pub fn take_retry_after(&self) -> Option<SystemTime> {
-        self.retry_after.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.retry_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Full<Bytes>>, String> {
         let mut response = self.agent.run(request).map_err(|e| e.to_string())?;
         let status = response.status();
-        if status == http::StatusCode::TOO_MANY_REQUESTS || status == http::StatusCode::SERVICE_UNAVAILABLE {
+        if status == http::StatusCode::TOO_MANY_REQUESTS
+            || status == http::StatusCode::SERVICE_UNAVAILABLE
+        {
             if let Some(at) = retry_after(response.headers()) {
                 *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
             }
@@ -50,7 +55,10 @@ impl AcmeHttp {
             .read_to_vec()
             .map_err(|e| e.to_string())?;
         let (parts, _) = response.into_parts();
-        Ok(http::Response::from_parts(parts, Full::new(Bytes::from(body))))
+        Ok(http::Response::from_parts(
+            parts,
+            Full::new(Bytes::from(body)),
+        ))
     }
 }
 
@@ -76,7 +84,11 @@ impl HttpClient for AcmeHttp {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &http::HeaderMap) -> Option<SystemTime> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     match value.parse::<u64>() {
         Ok(seconds) => Some(SystemTime::now() + Duration::from_secs(seconds)),
         Err(_) => httpdate::parse_http_date(value).ok(),

@@ -17,6 +17,7 @@ mod settings;
 mod storage;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 
@@ -58,7 +59,10 @@ impl Acme {
     /// Prepares the storage folder, serves a stored certificate if there is a usable one,
     /// and starts the renewal thread. Errors (the storage folder cannot be made or read)
     /// stop the start-up.
-    pub fn start(settings: AcmeSettings) -> Result<Arc<Acme>, String> {
+    ///
+    /// `listener` is where the ACME server's validation will connect (the TLS listener for
+    /// tls-alpn-01, `http_listen` for http-01): no order is sent before it accepts.
+    pub fn start(settings: AcmeSettings, listener: SocketAddr) -> Result<Arc<Acme>, String> {
         let store = storage::Store::open(&settings)?;
         let acme = Arc::new(Acme {
             settings,
@@ -81,7 +85,7 @@ impl Acme {
             ),
             Err(e) => tracing::warn!("tls.acme: the stored certificate is not used: {e}; ordering a new one"),
         }
-        renewal::spawn(Arc::clone(&acme), store)?;
+        renewal::spawn(Arc::clone(&acme), store, listener)?;
         Ok(acme)
     }
 
@@ -130,12 +134,22 @@ impl Acme {
             "portcullis_acme_orders_total",
             "ACME orders since start, by outcome (every failed retry counts).",
             &[
-                ("outcome=\"issued\"".into(), self.counts.issued.load(Relaxed)),
-                ("outcome=\"failed\"".into(), self.counts.failed.load(Relaxed)),
+                (
+                    "outcome=\"issued\"".into(),
+                    self.counts.issued.load(Relaxed),
+                ),
+                (
+                    "outcome=\"failed\"".into(),
+                    self.counts.failed.load(Relaxed),
+                ),
             ],
         );
         let next = self.counts.next_attempt.load(Relaxed);
-        let due = if next == 0 { 0 } else { (next - crate::clock::unix_now()).max(0) };
+        let due = if next == 0 {
+            0
+        } else {
+            (next - crate::clock::unix_now()).max(0)
+        };
         let _ = writeln!(
             out,
             "# HELP portcullis_acme_next_order_seconds Seconds until the next ACME order (0: one is running or due).\n# TYPE portcullis_acme_next_order_seconds gauge\nportcullis_acme_next_order_seconds {due}"

@@ -23,10 +23,12 @@ const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
 pub async fn account(acme: &Acme, http: &AcmeHttp, store: &Store) -> Result<Account, String> {
     let builder = || Account::builder_with_http(Box::new(http.clone()));
     if let Some(credentials) = store.load_account()? {
-        return builder()
-            .from_credentials(credentials)
-            .await
-            .map_err(|e| format!("cannot reach the ACME server at {}: {e}", acme.settings.directory));
+        return builder().from_credentials(credentials).await.map_err(|e| {
+            format!(
+                "cannot reach the ACME server at {}: {e}",
+                acme.settings.directory
+            )
+        });
     }
     let contact: Vec<&str> = acme.settings.contact.iter().map(String::as_str).collect();
     let (account, credentials) = builder()
@@ -40,15 +42,38 @@ pub async fn account(acme: &Acme, http: &AcmeHttp, store: &Store) -> Result<Acco
             None,
         )
         .await
-        .map_err(|e| format!("cannot register an account at {}: {e}", acme.settings.directory))?;
+        .map_err(|e| {
+            format!(
+                "cannot register an account at {}: {e}",
+                acme.settings.directory
+            )
+        })?;
     store.save_account(&credentials)?;
     tracing::info!(directory = %acme.settings.directory, "tls.acme: account registered");
     Ok(account)
 }
 
+/// Why an order did not bring a certificate.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server does not know the account (it was reset); the stored one is forgotten.
+    AccountGone,
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Other(message)
+    }
+}
+
 /// Orders a certificate for every configured name, answers the challenges, and stores and
 /// returns what was issued.
-pub async fn obtain(acme: &Acme, account: &Account, store: &Store) -> Result<ServerIdentity, String> {
+pub async fn obtain(
+    acme: &Acme,
+    account: &Account,
+    store: &Store,
+) -> Result<ServerIdentity, Failure> {
     let names = &acme.settings.domains;
     let identifiers: Vec<Identifier> = names.iter().cloned().map(Identifier::Dns).collect();
     let mut order = account
@@ -57,9 +82,9 @@ pub async fn obtain(acme: &Acme, account: &Account, store: &Store) -> Result<Ser
         .map_err(|e| match &e {
             instant_acme::Error::Api(p) if p.r#type.as_deref() == Some(ACCOUNT_GONE) => {
                 store.forget_account();
-                "the ACME server does not know the stored account (was it reset?); a new one is registered at the next attempt".to_string()
+                Failure::AccountGone
             }
-            _ => format!("new order refused: {e}"),
+            _ => Failure::Other(format!("new order refused: {e}")),
         })?;
     let mut published = Published::new(acme);
     publish_answers(acme, &mut order, &mut published).await?;
@@ -70,7 +95,10 @@ pub async fn obtain(acme: &Acme, account: &Account, store: &Store) -> Result<Ser
         .map_err(|e| format!("waiting for validation: {e}"))?;
     drop(published);
     if status != OrderStatus::Ready {
-        return Err(format!("validation failed ({status:?}): {}", why_invalid(&mut order).await));
+        let why = why_invalid(&mut order).await;
+        return Err(Failure::Other(format!(
+            "validation failed ({status:?}): {why}"
+        )));
     }
     let key = KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
     let mut params = CertificateParams::new(names.clone()).map_err(|e| e.to_string())?;
@@ -86,7 +114,7 @@ pub async fn obtain(acme: &Acme, account: &Account, store: &Store) -> Result<Ser
         .poll_certificate(&retries)
         .await
         .map_err(|e| format!("waiting for the certificate: {e}"))?;
-    store.save_certificate(&chain, &key.serialize_pem())
+    Ok(store.save_certificate(&chain, &key.serialize_pem())?)
 }
 
 /// Publishes an answer for each pending authorization and tells the server to validate.

@@ -1,6 +1,7 @@
 //! The renewal thread: orders when there is no certificate, when it does not cover every
 //! configured name, and when `renew_before` is reached; retries failures with back-off.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use crate::clock::{format_time, unix_now};
 use crate::tls::certs::ServerIdentity;
 
 /// Starts the thread (its own small runtime; ACME work never runs on the proxy's threads).
-pub fn spawn(acme: Arc<Acme>, store: Store) -> Result<(), String> {
+pub fn spawn(acme: Arc<Acme>, store: Store, listener: SocketAddr) -> Result<(), String> {
     let http = AcmeHttp::new(&acme.settings.ca).map_err(|e| format!("tls.acme: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -20,12 +21,12 @@ pub fn spawn(acme: Arc<Acme>, store: Store) -> Result<(), String> {
         .map_err(|e| format!("tls.acme: cannot start the renewal thread: {e}"))?;
     std::thread::Builder::new()
         .name("acme".into())
-        .spawn(move || runtime.block_on(run(acme, store, http)))
+        .spawn(move || runtime.block_on(run(acme, store, http, listener)))
         .map_err(|e| format!("tls.acme: cannot start the renewal thread: {e}"))?;
     Ok(())
 }
 
-async fn run(acme: Arc<Acme>, store: Store, http: AcmeHttp) {
+async fn run(acme: Arc<Acme>, store: Store, http: AcmeHttp, listener: SocketAddr) {
     let mut account = None;
     let mut failures = 0u32;
     let mut next = match acme.current() {
@@ -41,6 +42,7 @@ async fn run(acme: Arc<Acme>, store: Store, http: AcmeHttp) {
         let wait = u64::try_from(next - unix_now()).unwrap_or(0);
         tokio::time::sleep(Duration::from_secs(wait)).await;
         acme.counts.next_attempt.store(0, Ordering::Relaxed);
+        wait_for_listener(listener).await;
         match attempt(&acme, &http, &store, &mut account).await {
             Ok(identity) => {
                 failures = 0;
@@ -62,33 +64,72 @@ async fn run(acme: Arc<Acme>, store: Store, http: AcmeHttp) {
                 next = unix_now() + wait.as_secs() as i64;
                 let serving = acme
                     .current()
-                    .and_then(|c| c.chain.first().map(|l| format!("still serving the certificate that expires {}", format_time(l.not_after))))
+                    .and_then(|c| {
+                        c.chain.first().map(|l| {
+                            format!(
+                                "still serving the certificate that expires {}",
+                                format_time(l.not_after)
+                            )
+                        })
+                    })
                     .unwrap_or_else(|| "no certificate to serve yet".into());
-                tracing::warn!(failures, retry_in_seconds = wait.as_secs(), "tls.acme: order failed: {e}; {serving}");
+                tracing::warn!(
+                    failures,
+                    retry_in_seconds = wait.as_secs(),
+                    "tls.acme: order failed: {e}; {serving}"
+                );
             }
         }
     }
 }
 
 /// One order. The account is registered or restored once and kept; it is dropped after a
-/// failure so the next attempt restores it again (and re-registers a forgotten one).
+/// failure so the next attempt restores it again. An account the server has forgotten
+/// (a reset server) is registered again at once, within this attempt.
 async fn attempt(
     acme: &Acme,
     http: &AcmeHttp,
     store: &Store,
     account: &mut Option<instant_acme::Account>,
 ) -> Result<ServerIdentity, String> {
-    if account.is_none() {
-        *account = Some(order::account(acme, http, store).await?);
+    for _ in 0..2 {
+        let current = match account.take() {
+            Some(current) => current,
+            None => order::account(acme, http, store).await?,
+        };
+        match order::obtain(acme, &current, store).await {
+            Ok(identity) => {
+                *account = Some(current);
+                return Ok(identity);
+            }
+            Err(order::Failure::AccountGone) => {
+                tracing::warn!("tls.acme: the ACME server does not know the stored account (was it reset?); registering a new one");
+            }
+            Err(order::Failure::Other(why)) => return Err(why),
+        }
     }
-    let Some(current) = account.as_ref() else {
-        return Err("no account".into());
+    Err("the ACME server forgot the account registered a moment ago".into())
+}
+
+/// Waits (up to 30 s) until `listener` accepts connections: the gateway's listeners start
+/// after this thread, and a validation that finds nothing listening fails the order.
+async fn wait_for_listener(listener: SocketAddr) {
+    let target = match listener.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], listener.port()))
+        }
+        ip if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listener.port()))
+        }
+        _ => listener,
     };
-    let result = order::obtain(acme, current, store).await;
-    if result.is_err() {
-        *account = None;
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(target).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    result
+    tracing::warn!(%listener, "tls.acme: the validation listener does not accept connections; ordering anyway");
 }
 
 fn renewal_time(acme: &Acme, identity: &ServerIdentity) -> i64 {

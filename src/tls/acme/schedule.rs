@@ -42,7 +42,10 @@ mod tests {
         // 90 days: renewed with 30 days left.
         let day = 86_400;
         assert_eq!(renew_at(0, 90 * day, None), 60 * day);
-        assert_eq!(renew_at(0, 90 * day, Some(Duration::from_secs(10 * day as u64))), 80 * day);
+        assert_eq!(
+            renew_at(0, 90 * day, Some(Duration::from_secs(10 * day as u64))),
+            80 * day
+        );
         // Asking for more than the lifetime means "renew now".
         assert!(renew_at(100, 200, Some(Duration::from_secs(1000))) < 100);
         assert!(renew_at(0, 60, Some(Duration::MAX)) < 0);
@@ -57,7 +60,10 @@ mod tests {
         let later = now + Duration::from_secs(600);
         assert_eq!(retry_in(1, Some(later), now), Duration::from_secs(600));
         // A past Retry-After changes nothing; an absurd one is capped.
-        assert_eq!(retry_in(1, Some(now - Duration::from_secs(5)), now).as_secs(), 10);
+        assert_eq!(
+            retry_in(1, Some(now - Duration::from_secs(5)), now).as_secs(),
+            10
+        );
         let absurd = now + Duration::from_secs(365 * 86_400);
         assert_eq!(retry_in(1, Some(absurd), now), LONGEST_SERVER_WAIT);
     }

@@ -29,9 +29,11 @@ impl Store {
     /// it, with a warning).
     pub fn open(settings: &AcmeSettings) -> Result<Self, String> {
         let root = &settings.storage;
-        make_private_dir(root).map_err(|e| format!("tls.acme.storage: cannot create {}: {e}", root.display()))?;
+        make_private_dir(root)
+            .map_err(|e| format!("tls.acme.storage: cannot create {}: {e}", root.display()))?;
         let dir = root.join(directory_folder(&settings.directory));
-        make_private_dir(&dir).map_err(|e| format!("tls.acme.storage: cannot create {}: {e}", dir.display()))?;
+        make_private_dir(&dir)
+            .map_err(|e| format!("tls.acme.storage: cannot create {}: {e}", dir.display()))?;
         Ok(Self {
             dir,
             domains: settings.domains.clone(),
@@ -54,14 +56,25 @@ impl Store {
 
     /// Whether `identity` names every configured domain.
     pub fn covers(&self, identity: &ServerIdentity) -> bool {
-        let names = identity.chain.first().map(|c| c.names.as_slice()).unwrap_or_default();
-        self.domains
-            .iter()
-            .all(|d| names.iter().any(|n| n.strip_prefix("DNS:").is_some_and(|n| n.eq_ignore_ascii_case(d))))
+        let names = identity
+            .chain
+            .first()
+            .map(|c| c.names.as_slice())
+            .unwrap_or_default();
+        self.domains.iter().all(|d| {
+            names.iter().any(|n| {
+                n.strip_prefix("DNS:")
+                    .is_some_and(|n| n.eq_ignore_ascii_case(d))
+            })
+        })
     }
 
     /// Stores a new chain and key, then loads them back as they will be served.
-    pub fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<ServerIdentity, String> {
+    pub fn save_certificate(
+        &self,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<ServerIdentity, String> {
         let both = format!("{}\n{key_pem}", chain_pem.trim_end());
         write_private(&self.dir.join(CERTIFICATE), both.as_bytes())?;
         self.load_certificate()?
@@ -95,7 +108,13 @@ fn directory_folder(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let name: String = rest
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let parts: Vec<&str> = name.split('-').filter(|p| !p.is_empty()).collect();
     parts.join("-").trim_matches('.').to_string()

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod engines;
 pub mod oci;
 pub mod oidc_issuer;
+pub mod pebble;
 pub mod podman;
 pub mod receiver;
 pub mod recorder;
@@ -302,11 +303,16 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let admin_port = free_port();
-        let config = dir.path().join("portcullis.toml");
         let mut text = gateway_config(port, upstream, pki, extra, tls_extra);
         if !extra.contains("[admin]") {
             text.push_str(&format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n"));
         }
+        Self::start_config(port, admin_port, dir, &text)
+    }
+
+    /// Starts with the whole config `text` (written to `dir`), listening on `port`.
+    pub fn start_config(port: u16, admin_port: u16, dir: tempfile::TempDir, text: &str) -> Gateway {
+        let config = dir.path().join("portcullis.toml");
         fs::write(&config, text).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         cmd.args(["serve", "--config"])

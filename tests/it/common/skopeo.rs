@@ -59,8 +59,40 @@ pub fn push(host: &str, cert_dir: &Path, creds: &str, layout: &Path, target: &st
     }
 }
 
-fn run(work: &Path, args: &[&str]) -> std::process::Output {
+thread_local! {
+    /// A hosts file skopeo resolves names with, set by [`resolving`].
+    static HOSTS: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with skopeo resolving names through `hosts` (bind-mounted over /etc/hosts
+/// in a mount namespace of its own, so the machine's file is untouched).
+pub fn resolving<T>(hosts: &Path, work: impl FnOnce() -> T) -> T {
+    HOSTS.with(|h| *h.borrow_mut() = Some(hosts.to_path_buf()));
+    let result = work();
+    HOSTS.with(|h| *h.borrow_mut() = None);
+    result
+}
+
+fn command() -> Command {
     let bin = require_tool("skopeo");
+    match HOSTS.with(|h| h.borrow().clone()) {
+        None => Command::new(bin),
+        Some(hosts) => {
+            let mut cmd = Command::new(require_tool("unshare"));
+            cmd.args([
+                "-m",
+                "sh",
+                "-c",
+                "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+            ])
+            .arg(hosts)
+            .arg(bin);
+            cmd
+        }
+    }
+}
+
+fn run(work: &Path, args: &[&str]) -> std::process::Output {
     let policy = work.join("policy.json");
     let auth = work.join("auth.json");
     std::fs::write(
@@ -69,7 +101,7 @@ fn run(work: &Path, args: &[&str]) -> std::process::Output {
     )
     .unwrap();
     std::fs::write(&auth, "{}").unwrap();
-    Command::new(bin)
+    command()
         .arg("--policy")
         .arg(&policy)
         .args(args)
