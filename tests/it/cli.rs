@@ -91,6 +91,84 @@ fn bad_listen_address_is_refused_with_the_other_problems() {
     );
 }
 
+/// A config with `[tls.acme]` (and `acme_extra` lines in it) instead of certificate files.
+fn acme_config(pki: &Pki, acme_extra: &str) -> std::path::PathBuf {
+    config_with(pki, |c| {
+        c.replace(
+            "certificate = \"server.crt\"\nkey = \"server.key\"\n",
+            &format!("[tls.acme]\ndomains = [\"registry.example.com\"]\nstorage = \"acme\"\n{acme_extra}\n"),
+        )
+    })
+}
+
+#[test]
+fn acme_with_certificate_files_is_refused() {
+    let pki = Pki::new();
+    let config = config_with(&pki, |c| {
+        c + "[tls.acme]\ndomains = [\"registry.example.com\"]\nstorage = \"acme\"\n"
+    });
+    assert_refused(
+        &portcullis(&["check"], &config),
+        &[
+            "tls.acme",
+            "cannot be used with tls.certificate and tls.key",
+        ],
+    );
+}
+
+#[test]
+fn acme_problems_are_listed_together_and_check_summarises_a_good_one() {
+    let pki = Pki::new();
+    let bad = acme_config(
+        &pki,
+        "challenge = \"http-01\"\ndirectory = \"http://acme.test/dir\"",
+    );
+    let text = fs::read_to_string(&bad).unwrap().replace(
+        "\"registry.example.com\"",
+        "\"*.example.com\", \"10.1.2.3\"",
+    );
+    fs::write(&bad, text).unwrap();
+    assert_refused(
+        &portcullis(&["check"], &bad),
+        &[
+            "tls.acme.directory",
+            "wildcard",
+            "IP address",
+            "tls.acme.http_listen: is missing",
+        ],
+    );
+
+    let good = acme_config(&pki, "http_listen = \"127.0.0.1:8080\"");
+    let out = portcullis(&["check"], &good);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("acme:      https://acme-v02.api.letsencrypt.org/directory for registry.example.com by tls-alpn-01"), "{stdout}");
+    assert!(stdout.contains("http:      127.0.0.1:8080"), "{stdout}");
+    assert!(
+        !pki.dir.path().join("acme").exists(),
+        "check creates nothing"
+    );
+}
+
+#[test]
+fn acme_storage_that_cannot_be_created_stops_the_start() {
+    let pki = Pki::new();
+    fs::write(pki.dir.path().join("not-a-folder"), "x").unwrap();
+    let config = acme_config(&pki, "");
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("storage = \"acme\"", "storage = \"not-a-folder/acme\"");
+    fs::write(&config, text).unwrap();
+    assert_refused(
+        &portcullis(&["serve"], &config),
+        &["tls.acme.storage: cannot create", "not-a-folder"],
+    );
+}
+
 #[test]
 fn listen_address_in_use_is_refused() {
     let pki = Pki::new();
