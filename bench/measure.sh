@@ -2,7 +2,8 @@
 # with `rec GROUP METRIC CONTENDER ROUND VALUE` into the raw TSV. Every measured request is
 # checked (status, bytes); a mismatch stops the run naming the contender.
 
-# Gateway processes whose CPU and memory count: Portcullis itself; nginx master + workers.
+# Gateway processes whose CPU and memory count: Portcullis, Caddy, HAProxy (one process
+# each); nginx master + workers.
 procs() {
   case "$1" in
     nginx) echo "${pidof_[nginx]} $(pgrep -P "${pidof_[nginx]}" | tr '\n' ' ')" ;;
@@ -30,6 +31,8 @@ watch_stop() {
   rm -f "$work/sampling"; wait "$sampler"; sampler=
   rec "$2" "${3}_cpu_s_per_gib" "$1" "$4" "$(python3 -c "print('%.3f' % (($ticks1-$ticks0)/$clk_tck/($5/1073741824)))")"
   rec "$2" "${3}_peak_rss_mib" "$1" "$4" "$(sort -n "$work/rss.samples" | tail -1 | awk '{printf "%.1f", $1/1024}')"
+  # Growth: the highest sample over the first (taken as the transfer started).
+  rec "$2" "${3}_rss_growth_mib" "$1" "$4" "$(awk 'NR==1 {f=$1} $1>m {m=$1} END {printf "%.1f", (m-f)/1024}' "$work/rss.samples")"
 }
 
 # a. One download of the blob: CONTENDER h1|h2 ROUND
@@ -47,19 +50,65 @@ get_blob() {
   log "GET $n $proto: $(mib_s "$t" "$size") MiB/s (HTTP/$got)"
 }
 
-# b. Monolithic PUT of the blob (Content-Length): CONTENDER ROUND
+# b. Monolithic PUT of the blob (Content-Length), over HTTP/1.1 or (h2) HTTP/2:
+#    CONTENDER ROUND [h2]
 upload_put() {
-  local n=$1 r=$2 path out code t size
+  local n=$1 r=$2 path out code t size v=--http1.1 m=put
+  [ "${3:-}" = h2 ] && v=--http2 m=put_h2
   path=$(start_upload "$n" bench/up-put)
   watch_start "$n"
   # shellcheck disable=SC2046
-  out=$(curl $(copts "$n") --http1.1 -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$work/blob" \
+  out=$(curl $(copts "$n") $v -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$work/blob" \
     -o /dev/null -w '%{http_code} %{time_total} %{size_upload}' "${base[$n]}$path$(sep "$path")digest=$digest") || true
   read -r code t size <<<"$out"
-  [ "$code" = 201 ] && [ "$size" = "$blob_bytes" ] || die "$n monolithic PUT: '$out' (want 201 and $blob_bytes bytes)"
-  watch_stop "$n" upload put "$r" "$blob_bytes"
-  rec upload put_mibs "$n" "$r" "$(mib_s "$t" "$blob_bytes")"
-  log "PUT $n: $(mib_s "$t" "$blob_bytes") MiB/s"
+  [ "$code" = 201 ] && [ "$size" = "$blob_bytes" ] || die "$n monolithic PUT $v: '$out' (want 201 and $blob_bytes bytes)"
+  watch_stop "$n" upload "$m" "$r" "$blob_bytes"
+  rec upload "${m}_mibs" "$n" "$r" "$(mib_s "$t" "$blob_bytes")"
+  log "PUT $v $n: $(mib_s "$t" "$blob_bytes") MiB/s"
+}
+
+# a. par_clients downloads of the par_mib MiB blob at once, each its own curl and connection
+#    (HTTP/1.1): aggregate MiB/s (all bytes / wall time), the slowest client's seconds, and
+#    the gateway's CPU per GiB and RSS growth meanwhile: CONTENDER ROUND
+parallel_pulls() {
+  local n=$1 r=$2 i t0 t1 procs_=() line code t size slowest=0 total
+  watch_start "$n"
+  t0=$(date +%s.%N)
+  for i in $(seq "$par_clients"); do
+    # shellcheck disable=SC2046
+    curl $(copts "$n") --http1.1 -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+      "${base[$n]}/v2/bench/par/blobs/$par_digest" > "$work/par.$i" 2>&1 & procs_+=($!)
+  done
+  for i in "${procs_[@]}"; do wait "$i" || true; done
+  t1=$(date +%s.%N)
+  for i in $(seq "$par_clients"); do
+    read -r code t size < "$work/par.$i" || true
+    [ "$code" = 200 ] && [ "$size" = "$par_bytes" ] || die "$n parallel pull $i: '$(cat "$work/par.$i")' (want 200 and $par_bytes bytes)"
+    slowest=$(python3 -c "print(max($slowest, $t))")
+  done
+  total=$((par_clients * par_bytes))
+  watch_stop "$n" par par "$r" "$total"
+  rec par par_mibs "$n" "$r" "$(mib_s "$(python3 -c "print($t1 - $t0)")" "$total")"
+  rec par slowest_s "$n" "$r" "$slowest"
+  log "$par_clients parallel pulls $n: $(mib_s "$(python3 -c "print($t1 - $t0)")" "$total") MiB/s, slowest ${slowest} s"
+}
+
+# a. A pull of small_layers small blobs (1 to 64 KiB) one after another on one keep-alive
+#    connection (one curl, HTTP/1.1): layers/s and MiB/s: CONTENDER ROUND
+small_blobs() {
+  local n=$1 r=$2 d args=() t0 t1 out got bytes t
+  for d in "${small_digests[@]}"; do args+=(-o /dev/null "${base[$n]}/v2/bench/small/blobs/$d"); done
+  t0=$(date +%s.%N)
+  # shellcheck disable=SC2046
+  out=$(curl $(copts "$n") --http1.1 -w '%{http_code} %{size_download} %{num_connects}\n' "${args[@]}") || true
+  t1=$(date +%s.%N)
+  got=$(awk '$1==200' <<<"$out" | wc -l)
+  bytes=$(awk '$1==200 {s+=$2} END {print s+0}' <<<"$out")
+  [ "$got" = "$small_layers" ] && [ "$bytes" = "$small_bytes" ] || die "$n small-layer pull: $got of $small_layers answered 200, $bytes of $small_bytes bytes"
+  t=$(python3 -c "print($t1 - $t0)")
+  rec small_blobs layers_per_s "$n" "$r" "$(python3 -c "print('%.1f' % ($small_layers / $t))")"
+  rec small_blobs mibs "$n" "$r" "$(mib_s "$t" "$small_bytes")"
+  log "small-layer pull $n: $(python3 -c "print('%.1f' % ($small_layers / $t))") layers/s"
 }
 
 # b. The blob as one chunked PATCH (Transfer-Encoding: chunked) and a closing PUT: CONTENDER ROUND

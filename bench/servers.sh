@@ -136,3 +136,120 @@ JSON
     --data-binary "@$work/manifest.json" "${base[registry-direct]}/v2/bench/blob/manifests/v1")
   [ "$code" = 201 ] || die "pushing the manifest answered $code"
 }
+
+# Caddy (Debian's package): JSON config so that http_basic's hash_cache is on (Caddy keeps
+# verified credentials, the fair peer of a gateway with a credential cache); the same
+# certificate, the API-version header on every /v2/ answer (401s included), X-Forwarded-*
+# as reverse_proxy sets them, Host kept, responses streamed (flush_interval -1). Admin API
+# and automatic HTTPS off; its data folders in the temporary folder.
+start_caddy() {
+  local p hash
+  p=$(free_port)
+  mkdir -p "$work/caddy"
+  hash=$(cut -d: -f2- "$work/htpasswd" | tr -d '\n' | base64 -w0)
+  cat > "$work/caddy/caddy.json" <<JSON
+{
+  "admin": {"disabled": true},
+  "logging": {"logs": {"default": {"level": "ERROR"}}},
+  "apps": {
+    "tls": {"certificates": {"load_files": [{"certificate": "$work/certs/server.crt", "key": "$work/certs/server.key"}]}},
+    "http": {"servers": {"bench": {
+      "listen": ["127.0.0.1:$p"],
+      "protocols": ["h1", "h2"],
+      "automatic_https": {"disable": true},
+      "tls_connection_policies": [{"default_sni": "localhost"}],
+      "routes": [{
+        "match": [{"path": ["/v2/*"]}],
+        "handle": [
+          {"handler": "headers", "response": {"set": {"Docker-Distribution-Api-Version": ["registry/2.0"]}}},
+          {"handler": "authentication", "providers": {"http_basic": {
+            "hash": {"algorithm": "bcrypt"}, "hash_cache": {}, "realm": "Registry realm",
+            "accounts": [{"username": "$user", "password": "$hash"}]}}},
+          {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:$reg_port"}], "flush_interval": -1,
+           "headers": {"response": {"delete": ["Docker-Distribution-Api-Version"]}}}
+        ]
+      }]
+    }}}
+  }
+}
+JSON
+  HOME=$work/caddy XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy \
+    caddy run --config "$work/caddy/caddy.json" > "$work/caddy.log" 2>&1 & pids+=($!)
+  pidof_[caddy]=$!
+  port[caddy]=$p
+  wait_port "$p" "$work/caddy.log"
+  cp "$work/caddy/caddy.json" "$out/caddy.json"
+}
+
+# HAProxy (Debian's package): one process with 2 threads, the same certificate (chain and key
+# in one PEM), ALPN h2 and http/1.1, the htpasswd's bcrypt hash in a userlist checked by
+# `http-request auth` on /v2/ (bcrypt on every request: HAProxy has no credential cache),
+# X-Forwarded-For/-Proto, Host kept, the API-version header on every answer (its own 401s
+# included), server-side keep-alive.
+start_haproxy() {
+  local p
+  p=$(free_port)
+  mkdir -p "$work/haproxy"
+  cat "$work/certs/server.crt" "$work/certs/server.key" > "$work/haproxy/server.pem"
+  cat > "$work/haproxy/haproxy.cfg" <<CFG
+global
+  nbthread 2
+  maxconn 4096
+  log stderr format raw local0 err
+defaults
+  mode http
+  log global
+  timeout connect 10s
+  timeout client 900s
+  timeout server 900s
+  timeout http-request 30s
+  option http-keep-alive
+userlist registry
+  user $user password $(cut -d: -f2- "$work/htpasswd" | tr -d '\n')
+frontend tls
+  bind 127.0.0.1:$p ssl crt $work/haproxy/server.pem alpn h2,http/1.1
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request auth realm Registry if { path_beg /v2/ } !{ http_auth(registry) }
+  http-after-response set-header Docker-Distribution-Api-Version registry/2.0
+  default_backend registry
+backend registry
+  http-reuse safe
+  server registry 127.0.0.1:$reg_port
+CFG
+  haproxy -c -f "$work/haproxy/haproxy.cfg" > "$work/haproxy/check.log" 2>&1 \
+    || die "haproxy config rejected: $(cat "$work/haproxy/check.log")"
+  haproxy -db -f "$work/haproxy/haproxy.cfg" > "$work/haproxy.log" 2>&1 & pids+=($!)
+  pidof_[haproxy]=$!
+  port[haproxy]=$p
+  wait_port "$p" "$work/haproxy.log"
+  cp "$work/haproxy/haproxy.cfg" "$out/haproxy.cfg"
+}
+
+# Pushes FILE straight into the registry as a blob of REPO; prints its digest.
+push_blob() { # FILE REPO
+  local d path code
+  d="sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+  path=$(start_upload registry-direct "$2")
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Expect:' -H 'Content-Type: application/octet-stream' \
+    -T "$1" "${base[registry-direct]}$path$(sep "$path")digest=$d")
+  [ "$code" = 201 ] || die "pushing $1 into the registry answered $code"
+  echo "$d"
+}
+
+# The blobs of the parallel pulls (one of par_mib MiB, bench/par) and of the small-layer pull
+# (small_layers blobs of 1 to 64 KiB, sizes spread evenly, bench/small).
+seed_parallel_and_small() {
+  local i f
+  head -c $((par_mib * 1048576)) /dev/urandom > "$work/par_blob"
+  par_bytes=$((par_mib * 1048576))
+  par_digest=$(push_blob "$work/par_blob" bench/par)
+  small_digests=() small_bytes=0
+  mkdir -p "$work/small"
+  for i in $(seq "$small_layers"); do
+    f=$work/small/$i
+    head -c $(( ((i * 37) % 64 + 1) * 1024 )) /dev/urandom > "$f"
+    small_bytes=$((small_bytes + $(stat -c %s "$f")))
+    small_digests+=("$(push_blob "$f" bench/small)")
+  done
+}
