@@ -11,47 +11,34 @@ const DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// (group, metric, contenders) every quick run must record.
 const EXPECTED: &[(&str, &str, &[&str])] = &[
-    (
-        "get",
-        "h1_mibs",
-        &["portcullis", "nginx", "registry-direct"],
-    ),
-    ("get", "h2_mibs", &["portcullis", "nginx"]),
-    ("get", "h1_cpu_s_per_gib", &["portcullis", "nginx"]),
-    ("get", "h1_peak_rss_mib", &["portcullis", "nginx"]),
-    (
-        "upload",
-        "put_mibs",
-        &["portcullis", "nginx", "registry-direct"],
-    ),
-    (
-        "upload",
-        "patch_mibs",
-        &["portcullis", "nginx", "registry-direct"],
-    ),
-    ("upload", "put_cpu_s_per_gib", &["portcullis", "nginx"]),
+    ("get", "h1_mibs", ALL),
+    ("get", "h2_mibs", GATEWAYS),
+    ("get", "h1_cpu_s_per_gib", GATEWAYS),
+    ("get", "h1_peak_rss_mib", GATEWAYS),
+    ("par", "par_mibs", ALL),
+    ("par", "slowest_s", ALL),
+    ("par", "par_cpu_s_per_gib", GATEWAYS),
+    ("par", "par_rss_growth_mib", GATEWAYS),
+    ("small_blobs", "layers_per_s", ALL),
+    ("upload", "put_mibs", ALL),
+    ("upload", "put_h2_mibs", GATEWAYS),
+    ("upload", "patch_mibs", ALL),
+    ("upload", "put_cpu_s_per_gib", GATEWAYS),
     (
         "small",
         "rps",
         &[
             "portcullis",
             "nginx",
+            "caddy",
+            "haproxy",
             "portcullis-auth-off",
             "portcullis-redis",
             "registry-direct",
         ],
     ),
-    (
-        "small",
-        "head_rps",
-        &[
-            "portcullis",
-            "nginx",
-            "portcullis-auth-off",
-            "registry-direct",
-        ],
-    ),
-    ("small", "p99_ms", &["portcullis", "nginx"]),
+    ("small", "head_rps", ALL),
+    ("small", "p99_ms", GATEWAYS),
     ("small", "pull_rps", &["portcullis", "portcullis-redis"]),
     (
         "small",
@@ -59,11 +46,15 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
         &["portcullis-redis"],
     ),
     ("small", "head_redis_calls", &["portcullis-redis"]),
-    ("tls", "conn_per_s", &["portcullis", "nginx"]),
-    ("tls", "resumed_per_s", &["portcullis", "nginx"]),
-    ("mem", "conns_mib", &["portcullis", "nginx"]),
-    ("mem", "start_mib", &["portcullis", "nginx"]),
+    ("tls", "conn_per_s", GATEWAYS),
+    ("tls", "resumed_per_s", GATEWAYS),
+    ("mem", "conns_mib", GATEWAYS),
+    ("mem", "start_mib", GATEWAYS),
 ];
+
+/// The gateways measured side by side, and with them the registry without a gateway.
+const GATEWAYS: &[&str] = &["portcullis", "nginx", "caddy", "haproxy"];
+const ALL: &[&str] = &["portcullis", "nginx", "caddy", "haproxy", "registry-direct"];
 
 /// Drops what `cargo test` adds to the environment (CARGO_PKG_*, CARGO_MANIFEST_DIR, the
 /// target folder in LD_LIBRARY_PATH, ...): build scripts watch some of these, and bench/run's
@@ -164,6 +155,10 @@ fn quick_benchmark_measures_everything_and_writes_report_and_chart() {
     );
     let env = std::fs::read_to_string(out.path().join("latest.env")).unwrap();
     assert!(env.lines().any(|l| l.starts_with("NPROC=")), "{env}");
+    let caddy = std::fs::read_to_string(out.path().join("caddy.json")).unwrap();
+    assert!(caddy.contains("\"hash_cache\"") && caddy.contains("http_basic"), "{caddy}");
+    let haproxy = std::fs::read_to_string(out.path().join("haproxy.cfg")).unwrap();
+    assert!(haproxy.contains("http-request auth") && haproxy.contains("userlist"), "{haproxy}");
     let nginx = std::fs::read_to_string(out.path().join("nginx.conf")).unwrap();
     assert!(
         nginx.contains("proxy_request_buffering off;") && nginx.contains("auth_basic_user_file")

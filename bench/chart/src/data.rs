@@ -14,7 +14,8 @@ use std::fmt;
 pub const TSV_HEADER: &str = "group\tmetric\tcontender\tround\tvalue";
 
 /// Contenders with a fixed place (and colour): they are always listed first, in this order.
-pub const KNOWN_CONTENDERS: [&str; 3] = ["portcullis", "nginx", "registry-direct"];
+pub const KNOWN_CONTENDERS: [&str; 5] =
+    ["portcullis", "nginx", "caddy", "haproxy", "registry-direct"];
 
 /// A malformed input line (1-based line number) or a whole-file problem (line 0).
 #[derive(Debug, Clone, PartialEq)]

@@ -29,9 +29,11 @@ const MUTED: RGBColor = RGBColor(107, 114, 128);
 const RULE: RGBColor = RGBColor(229, 231, 235);
 
 /// Colours of the known contenders, in [`KNOWN_CONTENDERS`] order.
-const KNOWN_COLOURS: [RGBColor; 3] = [
+const KNOWN_COLOURS: [RGBColor; 5] = [
     RGBColor(37, 99, 235),   // portcullis: blue
     RGBColor(0, 150, 57),    // nginx: nginx green
+    RGBColor(31, 136, 169),  // caddy: teal
+    RGBColor(198, 40, 40),   // haproxy: red
     RGBColor(148, 156, 170), // registry-direct: neutral grey (baseline, no gateway)
 ];
 /// Colours handed out to any other contender, in order of appearance.

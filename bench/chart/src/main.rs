@@ -87,15 +87,15 @@ fn run(raw_path: &Path, meta_path: &Path, out: &Path) -> Result<(), String> {
         .collect();
 
     let fonts = load_fonts()?;
-    let mut title = String::from("Portcullis vs nginx vs registry direct");
+    let mut title = String::from("Portcullis vs nginx, Caddy and HAProxy vs registry direct");
     if let Some(mode) = meta.get("MODE").filter(|m| *m != "full") {
         title.push_str(&format!(" ({mode} run)"));
     }
     let figure = draw::Figure {
         title: &title,
         subtitle: &meta.subtitle(),
-        footnote: "Bar labels: the value and, for gateways other than nginx, the ratio to nginx \
-                   (contender / nginx). registry-direct: the registry without a gateway (plain HTTP). \
+        footnote: "Bar labels: the value and, for Portcullis, the ratio to the best of nginx, Caddy \
+                   and HAProxy in that panel. registry-direct: the registry without a gateway (plain HTTP). \
                    Everything runs on one machine over loopback.",
         contenders: &shown,
     };

@@ -15,7 +15,7 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
-/// A ratio to nginx, e.g. `2.37x`, `50.4x`, `120x`.
+/// A ratio to the best peer, e.g. `2.37x`, `50.4x`, `120x`.
 pub fn fmt_ratio(r: f64) -> String {
     match r {
         r if r >= 999.5 => format!("{}x", group_thousands(r.round() as u64)),

@@ -5,12 +5,14 @@
 
 use crate::data::{Agg, Meta, Results};
 
-/// The reference gateway that ratios are computed against.
-pub const REFERENCE: &str = "nginx";
+/// The peer gateways; Portcullis' ratios are to the best of them in each panel.
+pub const PEERS: [&str; 3] = ["nginx", "caddy", "haproxy"];
 
-/// Contenders that get no "vs nginx" ratio: the reference itself, and the proxy-less baseline
-/// (it is not a gateway, so a ratio would not compare like with like).
-const NO_RATIO: [&str; 2] = [REFERENCE, "registry-direct"];
+/// Whether a contender's bar carries a ratio: Portcullis and its variants (the peers are the
+/// reference, and the proxy-less baseline is not a gateway).
+fn has_ratio(contender: &str) -> bool {
+    contender.starts_with("portcullis")
+}
 
 /// Which direction is good for a metric; shown in the panel's unit line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,11 @@ pub const PANELS: &[PanelSpec] = &[
     spec("Blob GET, HTTP/2", "MiB/s", Higher, "get", "h2_mibs", Median),
     spec("Gateway CPU per GiB, GET HTTP/1.1", "CPU s/GiB", Lower, "get", "h1_cpu_s_per_gib", Median),
     spec("Gateway CPU per GiB, GET HTTP/2", "CPU s/GiB", Lower, "get", "h2_cpu_s_per_gib", Median),
+    spec("32 parallel pulls, aggregate", "MiB/s", Higher, "par", "par_mibs", Median),
+    spec("Gateway CPU per GiB, parallel pulls", "CPU s/GiB", Lower, "par", "par_cpu_s_per_gib", Median),
+    spec("Small-layer pull", "layers/s", Higher, "small_blobs", "layers_per_s", Median),
     spec("Upload, monolithic PUT", "MiB/s", Higher, "upload", "put_mibs", Median),
+    spec("Upload, PUT over HTTP/2", "MiB/s", Higher, "upload", "put_h2_mibs", Median),
     spec("Upload, chunked PATCH", "MiB/s", Higher, "upload", "patch_mibs", Median),
     spec("Gateway CPU per GiB, upload PUT", "CPU s/GiB", Lower, "upload", "put_cpu_s_per_gib", Median),
     spec("Gateway CPU per GiB, upload PATCH", "CPU s/GiB", Lower, "upload", "patch_cpu_s_per_gib", Median),
@@ -74,9 +80,10 @@ pub const PANELS: &[PanelSpec] = &[
     // samples: the first round is the honest number.
     spec("RSS with {IDLE_CONNS} idle TLS connections", "MiB", Lower, "mem", "conns_mib", FirstRound),
     spec("Peak RSS during blob GET, HTTP/1.1", "MiB", Lower, "get", "h1_peak_rss_mib", Max),
+    spec("RSS growth during 32 parallel pulls", "MiB", Lower, "par", "par_rss_growth_mib", Max),
 ];
 
-/// One bar: a contender's aggregated value and, where meaningful, its ratio to nginx.
+/// One bar: a contender's aggregated value and, for Portcullis, its ratio to the best peer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
     pub contender: String,
@@ -108,13 +115,20 @@ fn build_one(
     meta: &Meta,
 ) -> Option<Panel> {
     let value = |c: &str| results.value(spec.group, spec.metric, c, spec.agg);
-    let reference = value(REFERENCE).filter(|v| *v > 0.0);
+    let reference = PEERS
+        .iter()
+        .filter_map(|p| value(p))
+        .filter(|v| *v > 0.0)
+        .reduce(|a, b| match spec.better {
+            Higher => a.max(b),
+            Lower => a.min(b),
+        });
     let bars: Vec<Bar> = contenders
         .iter()
         .filter_map(|c| {
             let v = value(c)?;
             let ratio = match reference {
-                Some(r) if !NO_RATIO.contains(&c.as_str()) => Some(v / r),
+                Some(r) if has_ratio(c) => Some(v / r),
                 _ => None,
             };
             Some(Bar {
