@@ -33,12 +33,14 @@ pub fn crypto_provider(min_version: TlsVersion) -> CryptoProvider {
             .cipher_suites
             .retain(|suite| suite.version() == &rustls::version::TLS13);
     }
-    provider.cipher_suites.sort_by_key(|suite| match suite.suite() {
-        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
-        | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-        | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
-        _ => 1,
-    });
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| match suite.suite() {
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+            _ => 1,
+        });
     provider
 }
 

@@ -156,9 +156,15 @@ fn quick_benchmark_measures_everything_and_writes_report_and_chart() {
     let env = std::fs::read_to_string(out.path().join("latest.env")).unwrap();
     assert!(env.lines().any(|l| l.starts_with("NPROC=")), "{env}");
     let caddy = std::fs::read_to_string(out.path().join("caddy.json")).unwrap();
-    assert!(caddy.contains("\"hash_cache\"") && caddy.contains("http_basic"), "{caddy}");
+    assert!(
+        caddy.contains("\"hash_cache\"") && caddy.contains("http_basic"),
+        "{caddy}"
+    );
     let haproxy = std::fs::read_to_string(out.path().join("haproxy.cfg")).unwrap();
-    assert!(haproxy.contains("http-request auth") && haproxy.contains("userlist"), "{haproxy}");
+    assert!(
+        haproxy.contains("http-request auth") && haproxy.contains("userlist"),
+        "{haproxy}"
+    );
     let nginx = std::fs::read_to_string(out.path().join("nginx.conf")).unwrap();
     assert!(
         nginx.contains("proxy_request_buffering off;") && nginx.contains("auth_basic_user_file")

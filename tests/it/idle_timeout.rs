@@ -454,3 +454,41 @@ fn a_stalled_http1_upload_is_cut() {
 fn a_stalled_http2_upload_is_cut() {
     stalled_upload_is_cut("--http2");
 }
+
+/// A connection that completes its handshake and then sends nothing holds no HTTP session
+/// and is closed after `timeouts.idle`; one that sends its request a byte at a time, slowly
+/// at first, is answered (the first byte, read before the session exists, is not lost).
+#[test]
+fn a_silent_connection_is_closed_and_a_slow_first_byte_is_kept() {
+    use std::io::{Read, Write};
+    let stack = stack();
+    let mut silent = common::client::connect(stack.gw.port, stack.ca());
+    silent.conn.complete_io(&mut silent.sock).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = silent.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed, not answered: {read:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(IDLE - 1),
+        "kept open until timeouts.idle: {:?}",
+        started.elapsed()
+    );
+
+    let mut slow = common::client::connect(stack.gw.port, stack.ca());
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        stack.gw.port
+    );
+    slow.write_all(&request.as_bytes()[..1]).unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for byte in &request.as_bytes()[1..] {
+        slow.write_all(&[*byte]).unwrap();
+        slow.flush().unwrap();
+    }
+    let answer = common::client::read_response(&mut slow);
+    assert_eq!(answer.status, 200, "{}", answer.body_text());
+}
