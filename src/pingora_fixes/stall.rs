@@ -130,7 +130,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for WatchedApp<A> {
                 None => {}
             }
         }
-        let stream = self.handshake.accept(stream).await?;
+        // Boxed: the handshake's state (several KiB) is freed once it is done instead of
+        // sizing this future, which lives as long as the connection.
+        let stream = Box::pin(self.handshake.accept(stream)).await?;
         let mut watched = Watched::new(stream, self.idle);
         watched.slot = slot;
         // No HTTP session (header buffer, timers, pingora's session future: about 20 KiB)
