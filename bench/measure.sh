@@ -229,6 +229,8 @@ redis_calls() {
 handshakes() {
   local n=$1 r=$2 mode=$3 t0 t1 out line cps metric=conn_per_s extra=()
   [ "$mode" = reuse ] && metric=resumed_per_s extra=(-tls1_2)
+  local ticks0 ticks1
+  ticks0=$(cpu_ticks "$n")
   t0=$(date +%s.%N)
   out=$(timeout $((stime_seconds + 30)) openssl s_time -connect "127.0.0.1:${port[$n]}" -CAfile "$ca" "-$mode" "${extra[@]}" -time "$stime_seconds" 2>&1) || true
   t1=$(date +%s.%N)
@@ -238,8 +240,12 @@ handshakes() {
   if [ "$mode" = reuse ] && [ "$(grep -E '^[*r]+$' <<<"$out" | tr -cd 'r' | wc -c)" -lt 10 ]; then
     die "$n: openssl s_time -reuse resumed no sessions"
   fi
+  ticks1=$(cpu_ticks "$n")
   cps=$(awk -v t="$(python3 -c "print($t1 - $t0)")" '{printf "%.1f", $1 / t}' <<<"$line")
   rec tls "$metric" "$n" "$r" "$cps"
+  # The server's own CPU per connection: s_time (one thread, on the same cores) is the
+  # limit of the rate, so this is the fairer comparison.
+  rec tls "${mode}_cpu_ms_per_conn" "$n" "$r" "$(awk -v t="$((ticks1 - ticks0))" -v hz="$clk_tck" '{printf "%.3f", t / hz * 1000 / $1}' <<<"$line")"
   log "s_time -$mode $n: $cps handshakes/s ($line)"
 }
 
@@ -260,4 +266,23 @@ idle_set() {
   sleep 2
   rec mem after_mib "$n" "$r" "$(rss_mib "$n")"   # 2 s after closing them
   log "RSS $n: $(awk -v k="$kib" 'BEGIN {printf "%.1f", k/1024}') MiB with $idle_conns idle TLS connections"
+}
+
+# z. The physical limit on this machine (bench/tls-limit): a bare rustls sender and receiver
+#    in two processes over loopback, and the same over plain TCP: ROUND
+tls_limit() {
+  local r=$1 out
+  out=$(bench/tls-limit/target/release/tls-limit "$work/certs/server.crt" "$work/certs/server.key" "$ca" "$blob_mib") \
+    || die "tls-limit failed: $out"
+  while IFS= read -r line; do
+    local kind mibs snd rcv
+    case "$line" in plain*) kind=tcp ;; TLS*) kind=tls ;; *) continue ;; esac
+    mibs=$(sed -E 's/.*: ([0-9.]+) MiB\/s.*/\1/' <<<"$line")
+    snd=$(sed -E 's/.*sender CPU ([0-9.]+) s\/GiB.*/\1/' <<<"$line")
+    rcv=$(sed -E 's/.*receiver CPU ([0-9.]+) s\/GiB.*/\1/' <<<"$line")
+    rec limit "${kind}_mibs" bare "$r" "$mibs"
+    rec limit "${kind}_sender_cpu_s_per_gib" bare "$r" "$snd"
+    rec limit "${kind}_receiver_cpu_s_per_gib" bare "$r" "$rcv"
+  done <<<"$out"
+  log "limit: $(tr '\n' ';' <<<"$out")"
 }

@@ -29,7 +29,7 @@ GATEWAYS = ["portcullis"] + PEERS
 WITH_DIRECT = GATEWAYS + ["registry-direct"]
 SMALL = GATEWAYS + ["portcullis-auth-off", "portcullis-redis", "registry-direct"]
 # Metrics where lower is better (their "best peer" is the lowest).
-LOWER = ("cpu_s_per_gib", "rss", "_ms", "slowest_s", "_mib")
+LOWER = ("cpu_s_per_gib", "rss", "_ms", "slowest_s", "_mib", "cpu_ms_per_conn")
 
 
 def agg(g, m, c, how="median"):
@@ -119,6 +119,7 @@ def target_rows():
     vs("GET /v2/ vs Portcullis with auth off", "small", "rps", 0.9, "portcullis-auth-off")
     vs("HEAD manifest vs Portcullis with auth off", "small", "head_rps", 0.9, "portcullis-auth-off")
     vs("TLS full handshakes/s", "tls", "conn_per_s", 1.2)
+    vs("TLS full handshake, gateway CPU per handshake", "tls", "new_cpu_ms_per_conn", 1.0)
     vs(f"RSS with {n_idle} idle TLS connections (1st set), vs HAProxy", "mem", "conns_mib", 1.0, "haproxy", "first")
     first, worst = agg("mem", "conns_mib", "portcullis", "first"), agg("mem", "conns_mib", "portcullis", "max")
     if first is not None:
@@ -246,12 +247,13 @@ p("")
 
 p("## d. New TLS connections per second")
 p("")
-p("| contender | full handshakes/s | vs best peer | each run | resumed/s | vs best peer | each run |")
-p("|---|---:|---:|---:|---:|---:|---:|")
+p("| contender | full handshakes/s | vs best peer | each run | CPU ms per full handshake | vs best peer | resumed/s | vs best peer | each run | CPU ms per resumed |")
+p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for c in GATEWAYS:
     f, r = agg("tls", "conn_per_s", c), agg("tls", "resumed_per_s", c)
-    p(f"| {c} | {fmt(f)} | {vs_best('tls', 'conn_per_s', c)} | {runs('tls', 'conn_per_s', c)} | {fmt(r)} | "
-      f"{vs_best('tls', 'resumed_per_s', c)} | {runs('tls', 'resumed_per_s', c)} |")
+    p(f"| {c} | {fmt(f)} | {vs_best('tls', 'conn_per_s', c)} | {runs('tls', 'conn_per_s', c)} | "
+      f"{fmt(agg('tls', 'new_cpu_ms_per_conn', c), 3)} | {vs_best('tls', 'new_cpu_ms_per_conn', c)} | {fmt(r)} | "
+      f"{vs_best('tls', 'resumed_per_s', c)} | {runs('tls', 'resumed_per_s', c)} | {fmt(agg('tls', 'reuse_cpu_ms_per_conn', c), 3)} |")
 p("")
 p(f"`openssl s_time -new -time {meta.get('STIME_SECONDS')}` (a full handshake per connection, "
   f"negotiated {meta.get('TLS_NEGOTIATED', '?')}) and `s_time -reuse -tls1_2` (session "
@@ -279,6 +281,23 @@ p(f"portcullis-redis: the same gateway and config with `[state] backend = \"redi
   f"({meta.get('REDIS', 'redis')} on loopback). Both have the same pull limit (never reached). "
   "Requests with cached credentials make no Redis call (the failed-login counters are only "
   "asked when a password is checked); a counted manifest GET makes one (an atomic script).")
+p("")
+
+p("## z. The physical limit of one TLS stream on this machine")
+p("")
+p("| path | MiB/s | sender CPU s/GiB | receiver CPU s/GiB |")
+p("|---|---:|---:|---:|")
+for kind, label in (("tcp", "plain TCP, memory to memory"), ("tls", "TLS 1.3 AES-128-GCM, rustls + ring")):
+    p(f"| {label} | {fmt(agg('limit', kind + '_mibs', 'bare'))} | {fmt(agg('limit', kind + '_sender_cpu_s_per_gib', 'bare'), 3)} | "
+      f"{fmt(agg('limit', kind + '_receiver_cpu_s_per_gib', 'bare'), 3)} |")
+floor = [agg("limit", "tls_sender_cpu_s_per_gib", "bare"), agg("limit", "tcp_receiver_cpu_s_per_gib", "bare")]
+p("")
+p("`bench/tls-limit`: a sender process writing from memory in 64 KiB writes and a receiver "
+  "reading, over loopback; the same rustls and ring as Portcullis. On loopback the sender's "
+  "system calls also run the receiving side's TCP processing, so the sender's CPU is most of "
+  "the total. A TLS-terminating gateway does at least a TLS sender's work plus a plain-TCP "
+  "receiver's (from the registry): "
+  + (f"{floor[0] + floor[1]:.2f} CPU s/GiB in this run." if None not in floor else "n/a."))
 p("")
 
 p("## e. Memory (resident set size, MiB)")

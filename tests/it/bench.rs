@@ -48,8 +48,11 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("small", "head_redis_calls", &["portcullis-redis"]),
     ("tls", "conn_per_s", GATEWAYS),
     ("tls", "resumed_per_s", GATEWAYS),
+    ("tls", "new_cpu_ms_per_conn", GATEWAYS),
     ("mem", "conns_mib", GATEWAYS),
     ("mem", "start_mib", GATEWAYS),
+    ("limit", "tls_sender_cpu_s_per_gib", &["bare"]),
+    ("limit", "tcp_receiver_cpu_s_per_gib", &["bare"]),
 ];
 
 /// The gateways measured side by side, and with them the registry without a gateway.

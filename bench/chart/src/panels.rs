@@ -76,6 +76,7 @@ pub const PANELS: &[PanelSpec] = &[
     spec("p99 latency, HEAD manifest", "ms", Lower, "small", "head_p99_ms", Median),
     spec("TLS full handshakes", "handshakes/s", Higher, "tls", "conn_per_s", Median),
     spec("TLS resumed handshakes", "handshakes/s", Higher, "tls", "resumed_per_s", Median),
+    spec("Gateway CPU per full handshake", "ms", Lower, "tls", "new_cpu_ms_per_conn", Median),
     // Rounds share one gateway process whose RSS only grows, so they are not independent
     // samples: the first round is the honest number.
     spec("RSS with {IDLE_CONNS} idle TLS connections", "MiB", Lower, "mem", "conns_mib", FirstRound),
