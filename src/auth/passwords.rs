@@ -7,6 +7,7 @@
 //! 503 rather than an ever-growing queue.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +53,12 @@ pub struct PasswordChecker {
     guess_key: RandomState,
     /// Told of each user a new file no longer has (to revoke their refresh tokens).
     on_removed: Option<RemovalHook>,
+    /// One lock per credentials being checked now (by their [`Guess`] fingerprint), so that
+    /// a client opening many connections at once with the same password costs one bcrypt,
+    /// not one per free worker.
+    pub(super) checking: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// bcrypt checks run since start.
+    pub bcrypt_runs: AtomicU64,
 }
 
 impl PasswordChecker {
@@ -68,6 +75,8 @@ impl PasswordChecker {
             generation: AtomicU64::new(0),
             guess_key: RandomState::new(),
             on_removed: None,
+            checking: Mutex::default(),
+            bcrypt_runs: AtomicU64::new(0),
         }
     }
 
@@ -103,9 +112,32 @@ impl PasswordChecker {
         )
     }
 
-    /// Checks credentials: from the cache, else by bcrypt on the blocking pool.
+    /// Checks credentials: from the cache, else by bcrypt on the blocking pool; identical
+    /// credentials arriving together wait for the first check and take its cached result.
     pub async fn verify(&self, creds: &Credentials) -> Verdict {
         if self.is_cached(creds) {
+            return Verdict::Valid;
+        }
+        let key = self.guess(creds).0;
+        let lock = {
+            let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(checking.entry(key).or_default())
+        };
+        let verdict = {
+            let _turn = lock.lock().await;
+            self.check(creds).await
+        };
+        let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+        // The last one out removes the entry (the map holds one reference, this call another).
+        if Arc::strong_count(&lock) <= 2 {
+            checking.remove(&key);
+        }
+        verdict
+    }
+
+    /// One check, in turn with identical ones: the cache again, else bcrypt.
+    async fn check(&self, creds: &Credentials) -> Verdict {
+        if self.cache.contains(&creds.user, &creds.password) {
             return Verdict::Valid;
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
@@ -122,6 +154,7 @@ impl PasswordChecker {
         if self.cache.contains(&creds.user, &creds.password) {
             return Verdict::Valid;
         }
+        self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
         let db = Arc::clone(&self.db.read().unwrap_or_else(|e| e.into_inner()).0);
         let (user, password) = (creds.user.clone(), creds.password.clone());
         let ok = tokio::task::spawn_blocking(move || {

@@ -2,8 +2,10 @@ use std::time::Duration;
 
 use base64::Engine;
 
+use super::basic::Credentials;
 use super::cache::CredentialCache;
 use super::htpasswd::HtpasswdDb;
+use super::passwords::Verdict;
 use super::*;
 
 /// Runs `f` to completion on a fresh current-thread runtime (also used by the throttle's
@@ -326,4 +328,74 @@ fn robots_log_in_as_robot_dollar_name() {
         run(auth.authenticate(attempt(Some(&good), None))),
         Err(Failure::Throttled { .. })
     ));
+}
+
+#[test]
+fn identical_credentials_arriving_together_cost_one_bcrypt() {
+    let (auth, _dir) = authenticator(false, Require::All, 10);
+    let checker = &auth.basic.as_ref().unwrap().checker;
+    let creds = Credentials {
+        user: "alice".into(),
+        password: "wonderland".into(),
+    };
+    let wrong = Credentials {
+        user: "alice".into(),
+        password: "rabbit".into(),
+    };
+    let verdicts = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let checks = (0..16).map(|_| checker.verify(&creds));
+            let wrong_checks = (0..3).map(|_| checker.verify(&wrong));
+            let (good, bad) = tokio::join!(
+                futures_join_all(checks.collect()),
+                futures_join_all(wrong_checks.collect())
+            );
+            (good, bad)
+        });
+    assert!(
+        verdicts.0.iter().all(|v| *v == Verdict::Valid),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.1.iter().all(|v| *v == Verdict::Invalid),
+        "{verdicts:?}"
+    );
+    // One bcrypt for the 16 good ones; failures are not cached, so each wrong one runs its
+    // own (in turn, behind the others with the same password).
+    let runs = checker
+        .bcrypt_runs
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(runs, 1 + 3);
+    assert!(
+        checker.checking.lock().unwrap().is_empty(),
+        "no lock left behind"
+    );
+}
+
+/// Polls every future to completion, in order (no `futures` crate needed).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("completed")).collect()
 }
