@@ -8,7 +8,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -152,17 +151,7 @@ impl AcmeStack {
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 fn connect(port: u16, root: &Path, alpn: &[&[u8]]) -> Result<Tls, String> {
-    let config = client::tls_config(root, alpn);
-    let conn = ClientConnection::new(config, ServerName::try_from(NAME).unwrap()).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut tls = StreamOwned::new(conn, tcp);
-    while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(tls)
+    client::connect_as(port, root, NAME, alpn)
 }
 
 /// The leaf's serial number (hex) and checks that it names `registry.test`.
@@ -363,15 +352,8 @@ fn http_01_issues_on_the_plain_listener_which_redirects_everything_else() {
 
 /// `GET path` over plain HTTP with `Host: host`.
 fn plain_get(port: u16, path: &str, host: &str) -> client::Response {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = tcp.read_to_end(&mut raw);
-    client::parse(&raw)
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    client::send_plain(port, request.as_bytes())
 }
 
 #[test]

@@ -37,12 +37,13 @@ async fn run(acme: Arc<Acme>, store: Store, http: AcmeHttp, listener: SocketAddr
         }
         None => unix_now(),
     };
+    // Only the first order can come before the listeners are up.
+    wait_for_listener(listener).await;
     loop {
         acme.counts.next_attempt.store(next, Ordering::Relaxed);
         let wait = u64::try_from(next - unix_now()).unwrap_or(0);
         tokio::time::sleep(Duration::from_secs(wait)).await;
         acme.counts.next_attempt.store(0, Ordering::Relaxed);
-        wait_for_listener(listener).await;
         match attempt(&acme, &http, &store, &mut account).await {
             Ok(identity) => {
                 failures = 0;
@@ -112,7 +113,9 @@ async fn attempt(
 }
 
 /// Waits (up to 30 s) until `listener` accepts connections: the gateway's listeners start
-/// after this thread, and a validation that finds nothing listening fails the order.
+/// after this thread, and a validation that finds nothing listening fails the order. Once,
+/// at start: each probe is a connection without a handshake, which the TLS listener counts
+/// as a failed handshake (`eof`).
 async fn wait_for_listener(listener: SocketAddr) {
     let target = match listener.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => {

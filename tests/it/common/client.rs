@@ -89,6 +89,38 @@ pub fn send(port: u16, ca_pem: &Path, request: &[u8]) -> Response {
     read_response(&mut tls)
 }
 
+/// Sends `request` (complete, saying `Connection: close`) over plain TCP to 127.0.0.1:`port`
+/// and parses what comes back until the server closes.
+pub fn send_plain(port: u16, request: &[u8]) -> Response {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    let _ = tcp.read_to_end(&mut raw);
+    parse(&raw)
+}
+
+/// A TLS connection to 127.0.0.1:`port` offering `alpn`, the server verified as `name`,
+/// with the handshake done: `Err` with rustls' error when it fails.
+pub fn connect_as(
+    port: u16,
+    ca_pem: &Path,
+    name: &str,
+    alpn: &[&[u8]],
+) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let config = tls_config(ca_pem, alpn);
+    let server = ServerName::try_from(name.to_string()).unwrap();
+    let conn = ClientConnection::new(config, server).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(tls)
+}
+
 /// A TLS connection (HTTP/1.1 by ALPN) to 127.0.0.1:`port`, the server verified as `localhost`.
 pub fn connect(port: u16, ca_pem: &Path) -> StreamOwned<ClientConnection, TcpStream> {
     let config = tls_config(ca_pem, &[b"http/1.1"]);

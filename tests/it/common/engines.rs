@@ -3,7 +3,6 @@
 //! with its own sockets, storage and trust folders; daemons are stopped by their PIDs.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -132,16 +131,10 @@ pub fn image_archive(work: &Path, reference: &str, seed: u64) -> PathBuf {
 
 /// The digest of manifest `repo:tag` as the registry itself (not the gateway) answers it.
 pub fn registry_digest(registry: &Registry, repo: &str, tag: &str) -> Option<String> {
-    use std::io::Read;
-    let mut tcp = TcpStream::connect(("127.0.0.1", registry.port)).unwrap();
-    write!(
-        tcp,
+    let request = format!(
         "HEAD /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = tcp.read_to_end(&mut raw);
-    let response = super::client::parse(&raw);
+    );
+    let response = super::client::send_plain(registry.port, request.as_bytes());
     (response.status == 200)
         .then(|| response.header("docker-content-digest").map(str::to_string))
         .flatten()

@@ -334,16 +334,9 @@ impl Gateway {
 
     /// `GET path` on the admin listener: (status, body).
     pub fn admin_get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut tcp = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
-        write!(
-            tcp,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        let _ = tcp.read_to_end(&mut raw);
-        let r = client::parse(&raw);
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let r = client::send_plain(self.admin_port, request.as_bytes());
         (r.status, r.body_text())
     }
 }
