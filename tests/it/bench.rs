@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("small", "head_rps", ALL),
+    ("small", "head_pinned_rps", ALL),
     ("small", "p99_ms", GATEWAYS),
     ("small", "pull_rps", &["portcullis", "portcullis-redis"]),
     (

@@ -72,6 +72,7 @@ pub const PANELS: &[PanelSpec] = &[
     spec("Gateway CPU per GiB, upload PATCH", "CPU s/GiB", Lower, "upload", "patch_cpu_s_per_gib", Median),
     spec("Authenticated GET /v2/", "req/s", Higher, "small", "rps", Median),
     spec("Authenticated HEAD manifest", "req/s", Higher, "small", "head_rps", Median),
+    spec("HEAD manifest, registry on its own CPU", "req/s", Higher, "small", "head_pinned_rps", Median),
     spec("p99 latency, GET /v2/", "ms", Lower, "small", "p99_ms", Median),
     spec("p99 latency, HEAD manifest", "ms", Lower, "small", "head_p99_ms", Median),
     spec("TLS full handshakes", "handshakes/s", Higher, "tls", "conn_per_s", Median),
