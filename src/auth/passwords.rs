@@ -57,7 +57,8 @@ pub struct PasswordChecker {
     /// a client opening many connections at once with the same password costs one bcrypt,
     /// not one per free worker.
     pub(super) checking: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
-    /// bcrypt checks run since start.
+    /// bcrypt checks run since this checker was built: the metric
+    /// `portcullis_htpasswd_bcrypt_checks_total`.
     pub bcrypt_runs: AtomicU64,
 }
 
@@ -78,6 +79,16 @@ impl PasswordChecker {
             checking: Mutex::default(),
             bcrypt_runs: AtomicU64::new(0),
         }
+    }
+
+    /// The checker's metrics, in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        crate::stats::render_counter(
+            out,
+            "portcullis_htpasswd_bcrypt_checks_total",
+            "bcrypt comparisons run for htpasswd logins (credential cache misses; identical credentials arriving together share one).",
+            &[(String::new(), self.bcrypt_runs.load(Ordering::Relaxed))],
+        );
     }
 
     /// Calls `hook` with each user a changed file no longer has.

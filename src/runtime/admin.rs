@@ -35,7 +35,7 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/healthz" => text(200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" => match self.has_certificate().and(self.any_backend_ready().await) {
+            "/readyz" => match self.readiness().await {
                 Ok(()) => text(200, "text/plain", b"ready\n".to_vec()),
                 Err(why) => text(
                     503,
@@ -54,6 +54,13 @@ impl ServeHttp for AdminApp {
 }
 
 impl AdminApp {
+    /// Ready: a certificate to serve, then a registry answering; the registry is asked only
+    /// once there is a certificate.
+    async fn readiness(&self) -> Result<(), String> {
+        self.has_certificate()?;
+        self.any_backend_ready().await
+    }
+
     /// Ready only once there is a certificate to serve (with `[tls.acme]`, after the first
     /// order).
     fn has_certificate(&self) -> Result<(), String> {
@@ -68,6 +75,9 @@ impl AdminApp {
     /// `/metrics`: the counters, the gauges, and the directory client's own metrics.
     fn metrics_text(&self) -> String {
         let mut text = self.metrics.render(&self.gauges());
+        if let Some(basic) = &self.state.live().access.authn.basic {
+            basic.checker.render_metrics(&mut text);
+        }
         if let Some(directory) = &self.state.live().access.authn.ldap {
             directory.render_metrics(&mut text);
         }

@@ -279,12 +279,33 @@ fn parallel_wrong_passwords_reach_bcrypt_at_most_max_failures_times() {
 }
 
 /// Parallel logins with the right (not yet cached) password from one address all pass:
-/// the checks beyond the free slots wait for a running one instead of being refused.
+/// the checks beyond the free slots wait for a running one instead of being refused, and
+/// the identical credentials cost one bcrypt between them (the metric says so).
 #[test]
 fn parallel_right_passwords_all_pass_the_throttle() {
     let (stack, _users) = slow_bcrypt_stack(2);
+    assert_eq!(bcrypt_checks(&stack), 0.0);
     let statuses = parallel_statuses(&stack, 20, |_| "alice:wonderland".to_string());
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(bcrypt_checks(&stack), 1.0);
+    assert_eq!(
+        stack
+            .request("GET", "/v2/", &[&basic("bob:builder")])
+            .status,
+        200
+    );
+    assert_eq!(bcrypt_checks(&stack), 2.0, "other credentials are checked");
+}
+
+/// `portcullis_htpasswd_bcrypt_checks_total` from the admin listener.
+fn bcrypt_checks(stack: &Stack) -> f64 {
+    let (status, text) = stack.gw.admin_get("/metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|l| l.strip_prefix("portcullis_htpasswd_bcrypt_checks_total "))
+        .unwrap_or_else(|| panic!("no bcrypt counter in:\n{text}"))
+        .parse()
+        .unwrap()
 }
 
 #[test]
