@@ -67,19 +67,24 @@ upload_put() {
   log "PUT $v $n: $(mib_s "$t" "$blob_bytes") MiB/s"
 }
 
+# One authenticated GET /v2/ so that CONTENDER's credential cache is warm before a
+# measurement: Portcullis forgets a verified password after 60 s and rounds are further apart,
+# while Caddy's hash_cache never forgets; without it a round would time one bcrypt (about
+# 64 ms) for Portcullis and none for Caddy, not the work it is about.
+warm_credentials() {
+  is_gateway "$1" || return 0
+  local code
+  # shellcheck disable=SC2046
+  code=$(curl $(copts "$1") -o /dev/null -w '%{http_code}' "${base[$1]}/v2/") || true
+  [ "$code" = 200 ] || die "$1: warming the credential cache answered '$code'"
+}
+
 # a. par_clients downloads of the par_mib MiB blob at once, each its own curl and connection
 #    (HTTP/1.1): aggregate MiB/s (all bytes / wall time), the slowest client's seconds, and
 #    the gateway's CPU per GiB and RSS growth meanwhile: CONTENDER ROUND
 parallel_pulls() {
   local n=$1 r=$2 i t0 t1 procs_=() line code t size slowest=0 total
-  # Every gateway's credential cache warm: Portcullis forgets a verified password after 60 s
-  # and rounds are further apart, while Caddy's hash_cache never forgets. This measures moving
-  # bytes and handshakes, not one bcrypt per round.
-  if is_gateway "$n"; then
-    # shellcheck disable=SC2046
-    code=$(curl $(copts "$n") -o /dev/null -w '%{http_code}' "${base[$n]}/v2/") || true
-    [ "$code" = 200 ] || die "$n: warming the credential cache before parallel pulls answered '$code'"
-  fi
+  warm_credentials "$n"
   watch_start "$n"
   t0=$(date +%s.%N)
   for i in $(seq "$par_clients"); do
@@ -106,6 +111,7 @@ parallel_pulls() {
 small_blobs() {
   local n=$1 r=$2 d args=() t0 t1 out got bytes t
   for d in "${small_digests[@]}"; do args+=(-o /dev/null "${base[$n]}/v2/bench/small/blobs/$d"); done
+  warm_credentials "$n"
   t0=$(date +%s.%N)
   # shellcheck disable=SC2046
   out=$(curl $(copts "$n") --http1.1 -w '%{http_code} %{size_download} %{num_connects}\n' "${args[@]}") || true

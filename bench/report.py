@@ -195,7 +195,9 @@ for c in WITH_DIRECT:
 p("")
 p(f"{pc} `curl` processes started at once, each one connection and one download; aggregate = all "
   "bytes / wall time from the first start to the last end. RSS growth = highest 100 ms sample "
-  "minus the first, during the pulls.")
+  "minus the first, during the pulls. Each gateway's credential cache is warmed by one "
+  "authenticated `GET /v2/` just before (Portcullis forgets a verified password after 60 s, "
+  "Caddy's hash_cache never), here and in a3.")
 p("")
 sl = meta.get("SMALL_LAYERS")
 p(f"## a3. A pull of {sl} small layers (1 to 64 KiB), one keep-alive connection")
