@@ -309,13 +309,13 @@ p("## z. The physical limit of one TLS stream on this machine")
 p("")
 p("| path | MiB/s | sender CPU s/GiB | receiver CPU s/GiB |")
 p("|---|---:|---:|---:|")
-for kind, label in (("tcp", "plain TCP, memory to memory"), ("tls", "TLS 1.3 AES-128-GCM, rustls + ring")):
+for kind, label in (("tcp", "plain TCP, memory to memory"), ("tls", "TLS 1.3 AES-128-GCM, rustls + aws-lc-rs")):
     p(f"| {label} | {fmt(agg('limit', kind + '_mibs', 'bare'))} | {fmt(agg('limit', kind + '_sender_cpu_s_per_gib', 'bare'), 3)} | "
       f"{fmt(agg('limit', kind + '_receiver_cpu_s_per_gib', 'bare'), 3)} |")
 floor = [agg("limit", "tls_sender_cpu_s_per_gib", "bare"), agg("limit", "tcp_receiver_cpu_s_per_gib", "bare")]
 p("")
 p("`bench/tls-limit`: a sender process writing from memory in 64 KiB writes and a receiver "
-  "reading, over loopback; the same rustls and ring as Portcullis. On loopback the sender's "
+  "reading, over loopback; the same rustls and aws-lc-rs as Portcullis. On loopback the sender's "
   "system calls also run the receiving side's TCP processing, so the sender's CPU is most of "
   "the total. A TLS-terminating gateway does at least a TLS sender's work plus a plain-TCP "
   "receiver's (from the registry): "

@@ -1,5 +1,5 @@
 //! The physical limit of serving one TLS stream on this machine, to read the gateways'
-//! numbers against: a bare rustls sender (the same rustls and ring as Portcullis, AES-128-GCM,
+//! numbers against: a bare rustls sender (the same rustls and aws-lc-rs as Portcullis, AES-128-GCM,
 //! 16 KiB records, nothing but `write` in a loop from memory) and a bare rustls receiver,
 //! in two processes over loopback, and the same bytes over plain TCP.
 //!
@@ -70,7 +70,7 @@ fn main() {
         println!(
             "{}: {:.0} MiB/s, sender CPU {:.3} s/GiB, receiver CPU {:.3} s/GiB",
             if tls {
-                "TLS 1.3 AES-128-GCM (rustls + ring)"
+                "TLS 1.3 AES-128-GCM (rustls + aws-lc-rs)"
             } else {
                 "plain TCP"
             },
@@ -145,9 +145,9 @@ fn receive(port: u16, ca: &str, tls: bool) -> u64 {
     }
 }
 
-/// ring with AES-128-GCM first, as Portcullis' listeners choose.
+/// aws-lc-rs with AES-128-GCM first, as Portcullis' listeners choose.
 fn provider() -> rustls::crypto::CryptoProvider {
-    let mut p = rustls::crypto::ring::default_provider();
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
     p.cipher_suites
         .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
     p
