@@ -21,8 +21,9 @@ use settings::{TlsConfig, TlsVersion};
 ///
 /// aws-lc-rs rather than the ring that pingora would install: its AVX-512 AES-GCM costs about
 /// a third less than ring's on this hot path, 2-4 % less gateway CPU per GiB served and
-/// about 5 % less per handshake (bench/README.md). Everything off the listeners (JWTs, ACME,
-/// LDAP, outbound HTTPS, certificate keys) stays on ring.
+/// about 5 % less per handshake (bench/README.md). Clients that take the process default use
+/// it too (pingora's connections to an `https://` upstream, Redis over TLS); those that name
+/// ring ([`http_client`], the LDAP client), JWTs, ACME and certificate keys stay on ring.
 ///
 /// pingora builds its `ServerConfig` with TLS 1.2 and 1.3 enabled and no way to change that;
 /// it does use the process default provider, so a provider without TLS 1.2 suites is what
